@@ -1,0 +1,145 @@
+//! The durable, ordered event log: the only source of truth in halley.
+//!
+//! The [`EventLog`] trait is what every other crate programs against; [`SledLog`] is the
+//! embedded backend. A record is a frame (length + crc32c) around an [`Envelope`] and an opaque
+//! payload; this crate never looks inside a payload, so it knows nothing about any particular
+//! event. Subscribers (projections, fan-out) read from their own durable [`Checkpoints`].
+//!
+//! Must not know: HTTP, the domain's event types, wall-clock time (callers stamp events).
+
+mod checkpoint;
+mod codec;
+mod error;
+mod sled_log;
+mod subscription;
+pub mod verify;
+
+pub use checkpoint::{Checkpoints, CHECKPOINT_KEY};
+pub use codec::{
+    decode_record, encode_record, FORMAT_BINCODE_2_0_1, FRAME_HEADER_LEN, MAX_RECORD_BYTES,
+};
+pub use error::{AppendError, CodecError, LogError};
+pub use sled_log::{Records, SledLog, SledLogOptions, CHUNK_MAX, LOG_TREE};
+pub use subscription::Subscription;
+
+use async_trait::async_trait;
+
+/// A global log position. Positions start at 1 and are gapless; 0 means "before the first".
+pub type Position = u64;
+
+/// What the appender believes the stream's current version to be (optimistic concurrency).
+/// A stream's version is the number of events in it; the first event has version 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpectedVersion {
+    /// Append whatever the stream holds.
+    Any,
+    /// The stream must not exist yet (version 0).
+    NoStream,
+    /// The stream must be at exactly this version.
+    Exact(u64),
+}
+
+impl ExpectedVersion {
+    pub fn admits(self, actual: u64) -> bool {
+        match self {
+            ExpectedVersion::Any => true,
+            ExpectedVersion::NoStream => actual == 0,
+            ExpectedVersion::Exact(v) => actual == v,
+        }
+    }
+}
+
+/// One event to append; the log fills in position, stream and stream version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    /// Tenant id, or `root` for server-level events.
+    pub tenant: String,
+    /// Numeric event type code (DOMAIN.md table).
+    pub type_code: u16,
+    /// Version of the payload's schema for this type code.
+    pub schema_version: u16,
+    /// Unix time in microseconds, stamped by the caller's clock.
+    pub recorded_at_us: i64,
+    /// Who caused it (an admin id, `system`, a device id, …).
+    pub actor: String,
+    /// Ties together the events of one request or workflow.
+    pub correlation_id: String,
+    /// The encoded event body; opaque to the log.
+    pub payload: Vec<u8>,
+}
+
+/// An append of one or more events to one stream, all-or-nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendRequest {
+    pub stream: String,
+    pub expected: ExpectedVersion,
+    pub events: Vec<NewEvent>,
+    /// A retried append with the same key returns the first append's result and writes nothing.
+    pub idempotency_key: Option<String>,
+}
+
+/// Where an append landed: positions `first..=last`, and the stream's version afterwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    pub first: Position,
+    pub last: Position,
+    pub stream_version: u64,
+    /// True when this answer replays an earlier append with the same idempotency key.
+    pub replayed: bool,
+}
+
+/// Metadata every record carries in front of its payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    pub position: Position,
+    pub stream: String,
+    pub stream_version: u64,
+    pub tenant: String,
+    pub type_code: u16,
+    pub schema_version: u16,
+    pub recorded_at_us: i64,
+    pub actor: String,
+    pub correlation_id: String,
+    /// Set on every record of an append that carried an idempotency key, so the key table
+    /// (with each append's first and last position) can be rebuilt from the log alone.
+    pub idempotency_key: Option<String>,
+}
+
+/// A record read back from the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedEvent {
+    pub envelope: Envelope,
+    pub payload: Vec<u8>,
+}
+
+/// The event log every component writes to and reads from.
+///
+/// Appends return only once their records are durable (they survive `kill -9` and power
+/// loss). Reads see only durable records.
+#[async_trait]
+pub trait EventLog: Send + Sync + 'static {
+    /// Appends `req.events` to `req.stream` if `req.expected` admits the stream's version.
+    async fn append(&self, req: AppendRequest) -> Result<Appended, AppendError>;
+
+    /// Reads up to `limit` events of one stream, starting at stream version `from_version`
+    /// (1 = the first event).
+    async fn read_stream(
+        &self,
+        stream: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, LogError>;
+
+    /// Reads up to `limit` events with positions strictly greater than `after`, in order.
+    async fn read_all(&self, after: Position, limit: usize)
+        -> Result<Vec<RecordedEvent>, LogError>;
+
+    /// The stream's current version (0 if it does not exist).
+    fn stream_version(&self, stream: &str) -> u64;
+
+    /// The last durable position (0 for an empty log).
+    fn head(&self) -> Position;
+
+    /// A receiver that changes whenever the head advances; the wake-up for subscribers.
+    fn watch_head(&self) -> tokio::sync::watch::Receiver<Position>;
+}

@@ -1,0 +1,802 @@
+//! The embedded backend: records packed into small chunks in one sled tree, one writer thread
+//! doing group commits, and in-memory indexes rebuilt from the log at open.
+//!
+//! # Storage layout
+//!
+//! Everything lives in the tree [`LOG_TREE`]. The writer concatenates the encoded records of a
+//! group commit and cuts the byte stream into chunks of at most [`CHUNK_MAX`] bytes, keyed
+//! `[first position: u64 BE][part: u32 BE]`. A part-0 chunk starts at a record boundary and
+//! holds whole records; a record bigger than a chunk gets chunks of its own, parts 0, 1, 2, …
+//! under its position. So a part-0 chunk plus its continuation parts (a *group*) always holds
+//! whole records, the records' positions follow from the key, and reading from position P is:
+//! find the last key ≤ `[P][u32::MAX]`, go back to part 0 of that position, parse forward.
+//!
+//! Why chunks: sled 0.34.7 stores a node larger than ~128 KiB as a separate blob file it never
+//! fsyncs, and splits leaves at more than 16 entries, so values ≤ 4 KiB keep every node inline
+//! in the data file we fsync. And why not one key per event: a sled insert costs ~12 µs of
+//! CPU, so one key per *group commit chunk* is what lets one writer reach raw-file speed.
+//!
+//! # Durability
+//!
+//! A group commit is one atomic `apply_batch` (sled recovers a batch all or nothing), then
+//! `Db::flush` (which on Linux only issues `sync_file_range`), then `fdatasync` of sled's data
+//! file `<dir>/db`, which is what makes it survive power loss. Only then does the writer
+//! publish the new head and answer. A failure anywhere in that sequence poisons the log:
+//! nothing in the batch is acknowledged and later appends are refused until reopen, because
+//! the in-memory indexes can no longer be trusted to match the disk.
+//!
+//! # Indexes
+//!
+//! Stream → positions, idempotency key → first result, and the head are derived state: they
+//! are rebuilt by one scan at open and updated by the writer after each durable commit. The
+//! idempotency key is stored in the envelope of every record of a keyed append, so the key
+//! table (including the append's extent) comes back from the log alone.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::ops::Range;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, RwLock};
+use std::thread::JoinHandle;
+
+use async_trait::async_trait;
+use tokio::sync::{oneshot, watch};
+
+use crate::codec::{self, decode_record, frame_len, MAX_RECORD_BYTES};
+use crate::error::{AppendError, LogError};
+use crate::{AppendRequest, Appended, EventLog, Position, RecordedEvent};
+
+/// The sled tree holding the log's chunks. Other trees in the same [`sled::Db`] belong to
+/// subscribers (see [`crate::Checkpoints`]).
+pub const LOG_TREE: &str = "log";
+
+/// The largest sled value the log writes (see the module docs for why).
+pub const CHUNK_MAX: usize = 4096;
+
+/// How a [`SledLog`] is opened.
+#[derive(Debug, Clone)]
+pub struct SledLogOptions {
+    /// The most append requests one group commit takes from the queue. Bounds the latency a
+    /// request can add to the others in its batch.
+    pub max_batch_requests: usize,
+    /// sled's page cache size in bytes; `None` keeps sled's default.
+    pub cache_capacity: Option<u64>,
+}
+
+impl Default for SledLogOptions {
+    fn default() -> Self {
+        SledLogOptions {
+            max_batch_requests: 1024,
+            cache_capacity: None,
+        }
+    }
+}
+
+/// The sled-backed [`EventLog`].
+pub struct SledLog {
+    shared: Arc<Shared>,
+    /// `None` only during drop, so the writer sees the channel close and exits.
+    requests: Option<mpsc::Sender<Pending>>,
+    writer: Option<JoinHandle<()>>,
+}
+
+/// State both the writer thread and readers see.
+struct Shared {
+    db: sled::Db,
+    tree: sled::Tree,
+    /// Updated only by the writer, only after a commit is durable, and before the head is
+    /// published: anything a reader finds here is durable.
+    index: RwLock<Index>,
+    head: watch::Sender<Position>,
+    poisoned: AtomicBool,
+}
+
+#[derive(Default)]
+struct Index {
+    /// Positions of each stream's events; a stream's version is the length.
+    streams: HashMap<String, Vec<Position>>,
+    /// The first result of each keyed append.
+    idempotency: HashMap<String, Appended>,
+}
+
+struct Pending {
+    req: AppendRequest,
+    reply: oneshot::Sender<Result<Appended, AppendError>>,
+}
+
+impl SledLog {
+    /// Opens (or creates) the log in `dir` with default options.
+    pub fn open(dir: impl AsRef<Path>) -> Result<SledLog, LogError> {
+        SledLog::open_with(dir, SledLogOptions::default())
+    }
+
+    /// Opens (or creates) the log in `dir`, scanning it once to rebuild the indexes. A damaged
+    /// log fails to open (run [`crate::verify::verify_dir`] to see all of the damage) rather
+    /// than accepting appends on top of it.
+    pub fn open_with(dir: impl AsRef<Path>, options: SledLogOptions) -> Result<SledLog, LogError> {
+        let dir = dir.as_ref();
+        let db = open_db(dir, options.cache_capacity)?;
+        let tree = db.open_tree(LOG_TREE)?;
+        // sled's data file; sled 0.34.7 keeps all non-blob data in this one file.
+        let data_file = File::open(dir.join("db"))?;
+        let (index, head) = rebuild_index(&tree)?;
+        let (head_tx, _) = watch::channel(head);
+        let shared = Arc::new(Shared {
+            db,
+            tree,
+            index: RwLock::new(index),
+            head: head_tx,
+            poisoned: AtomicBool::new(false),
+        });
+        let (requests, queue) = mpsc::channel();
+        let writer = Writer {
+            shared: Arc::clone(&shared),
+            queue,
+            data_file,
+            max_batch: options.max_batch_requests.max(1),
+            next_position: head + 1,
+        };
+        let writer = std::thread::Builder::new()
+            .name("eventlog-writer".into())
+            .spawn(move || writer.run())?;
+        Ok(SledLog {
+            shared,
+            requests: Some(requests),
+            writer: Some(writer),
+        })
+    }
+
+    /// The sled database the log lives in, so subscribers can keep their state and
+    /// checkpoints in their own trees of the same database.
+    pub fn db(&self) -> &sled::Db {
+        &self.shared.db
+    }
+
+    /// Iterates over every durable record with a position greater than `after`, decoding as
+    /// it goes. The fast path under `read_all`, and the baseline the replay benchmark
+    /// compares the projections against.
+    pub fn scan_raw(&self, after: Position) -> Records {
+        Records::new(&self.shared.tree, after, self.head())
+    }
+
+    /// True once a failed group commit has poisoned the log.
+    pub fn is_poisoned(&self) -> bool {
+        self.shared.poisoned.load(Ordering::Acquire)
+    }
+
+    fn read_stream_sync(
+        &self,
+        stream: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, LogError> {
+        let positions: Vec<Position> = {
+            let index = self.shared.index.read().expect("index lock poisoned");
+            let Some(all) = index.streams.get(stream) else {
+                return Ok(Vec::new());
+            };
+            let skip = usize::try_from(from_version.saturating_sub(1)).unwrap_or(usize::MAX);
+            all.iter().skip(skip).take(limit).copied().collect()
+        };
+        let mut out = Vec::with_capacity(positions.len());
+        let mut cursor: Option<Records> = None;
+        for position in positions {
+            // A stream's events often sit close together (one append, one group commit):
+            // walk forward when the next one is near instead of seeking from the top.
+            let near = cursor
+                .as_ref()
+                .is_some_and(|c| c.next_position <= position && position - c.next_position < 64);
+            if !near {
+                cursor = Some(Records::new(&self.shared.tree, position - 1, Position::MAX));
+            }
+            let records = cursor.as_mut().expect("cursor set above");
+            records.after = position - 1;
+            match records.next() {
+                Some(Ok(event)) => out.push(event),
+                Some(Err(e)) => return Err(e),
+                None => {
+                    return Err(LogError::Layout {
+                        position,
+                        detail: format!("indexed event of stream {stream:?} is missing"),
+                    })
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Drop for SledLog {
+    fn drop(&mut self) {
+        // Closing the queue lets the writer finish its current commit and exit; joining it
+        // means the database is released when the log is dropped, so it can be reopened.
+        self.requests.take();
+        if let Some(writer) = self.writer.take() {
+            if writer.join().is_err() {
+                tracing::error!("event log writer thread panicked");
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl EventLog for SledLog {
+    async fn append(&self, req: AppendRequest) -> Result<Appended, AppendError> {
+        if req.events.is_empty() {
+            return Err(AppendError::Empty);
+        }
+        let key_len = req.idempotency_key.as_ref().map_or(0, String::len);
+        for event in &req.events {
+            let size = codec::record_len(
+                req.stream.len()
+                    + event.tenant.len()
+                    + event.actor.len()
+                    + event.correlation_id.len()
+                    + key_len,
+                event.payload.len(),
+            );
+            if size > MAX_RECORD_BYTES {
+                return Err(AppendError::TooLarge {
+                    size,
+                    max: MAX_RECORD_BYTES,
+                });
+            }
+        }
+        if self.is_poisoned() {
+            return Err(AppendError::Poisoned);
+        }
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .as_ref()
+            .ok_or(AppendError::Closed)?
+            .send(Pending { req, reply })
+            .map_err(|_| AppendError::Closed)?;
+        answer.await.map_err(|_| AppendError::Closed)?
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, LogError> {
+        self.read_stream_sync(stream, from_version, limit)
+    }
+
+    async fn read_all(
+        &self,
+        after: Position,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, LogError> {
+        let until = self
+            .head()
+            .min(after.saturating_add(u64::try_from(limit).unwrap_or(u64::MAX)));
+        if until <= after {
+            return Ok(Vec::new());
+        }
+        Records::new(&self.shared.tree, after, until).collect()
+    }
+
+    fn stream_version(&self, stream: &str) -> u64 {
+        let index = self.shared.index.read().expect("index lock poisoned");
+        index.streams.get(stream).map_or(0, |p| p.len() as u64)
+    }
+
+    fn head(&self) -> Position {
+        *self.shared.head.borrow()
+    }
+
+    fn watch_head(&self) -> watch::Receiver<Position> {
+        self.shared.head.subscribe()
+    }
+}
+
+pub(crate) fn open_db(dir: &Path, cache_capacity: Option<u64>) -> Result<sled::Db, LogError> {
+    let mut config = sled::Config::new().path(dir);
+    if let Some(bytes) = cache_capacity {
+        config = config.cache_capacity(bytes);
+    }
+    Ok(config.open()?)
+}
+
+/// The one scan at open: checks the log's shape as it goes (gapless positions from 1,
+/// contiguous stream versions) because the indexes are only right if the log is.
+fn rebuild_index(tree: &sled::Tree) -> Result<(Index, Position), LogError> {
+    let mut index = Index::default();
+    let mut head = 0;
+    for event in Records::new(tree, 0, Position::MAX) {
+        let event = event?;
+        let env = &event.envelope;
+        if env.position != head + 1 {
+            return Err(LogError::Layout {
+                position: env.position,
+                detail: format!("expected position {}", head + 1),
+            });
+        }
+        head = env.position;
+        let positions = index.streams.entry(env.stream.clone()).or_default();
+        positions.push(env.position);
+        if env.stream_version != positions.len() as u64 {
+            return Err(LogError::Layout {
+                position: env.position,
+                detail: format!(
+                    "stream {:?} at version {}, expected {}",
+                    env.stream,
+                    env.stream_version,
+                    positions.len()
+                ),
+            });
+        }
+        if let Some(key) = &env.idempotency_key {
+            index
+                .idempotency
+                .entry(key.clone())
+                .and_modify(|a| {
+                    a.last = env.position;
+                    a.stream_version = env.stream_version;
+                })
+                .or_insert(Appended {
+                    first: env.position,
+                    last: env.position,
+                    stream_version: env.stream_version,
+                    replayed: false,
+                });
+        }
+    }
+    Ok((index, head))
+}
+
+pub(crate) fn chunk_key(position: Position, part: u32) -> [u8; 12] {
+    let mut key = [0; 12];
+    key[..8].copy_from_slice(&position.to_be_bytes());
+    key[8..].copy_from_slice(&part.to_be_bytes());
+    key
+}
+
+pub(crate) fn parse_chunk_key(key: &[u8]) -> Option<(Position, u32)> {
+    let key: &[u8; 12] = key.try_into().ok()?;
+    let position = u64::from_be_bytes(key[..8].try_into().expect("8 bytes"));
+    let part = u32::from_be_bytes(key[8..].try_into().expect("4 bytes"));
+    Some((position, part))
+}
+
+/// The records of one part-0 chunk and its continuation parts.
+pub(crate) struct Group {
+    pub(crate) position: Position,
+    pub(crate) parts: u32,
+    pub(crate) bytes: GroupBytes,
+}
+
+/// Most groups are one chunk, read in place; only split records are joined into a copy.
+pub(crate) enum GroupBytes {
+    Chunk(sled::IVec),
+    Joined(Vec<u8>),
+}
+
+impl std::ops::Deref for GroupBytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            GroupBytes::Chunk(v) => v,
+            GroupBytes::Joined(v) => v,
+        }
+    }
+}
+
+/// Walks the chunks in key order and hands out groups. After an error it carries on with the
+/// next chunk, so `verify` can report everything; readers stop at the first error.
+pub(crate) struct Groups {
+    chunks: sled::Iter,
+    peeked: Option<(sled::IVec, sled::IVec)>,
+    last_position: Position,
+}
+
+impl Groups {
+    /// Groups starting with the one that holds `position` (or the first group, if none
+    /// starts at or before it).
+    pub(crate) fn containing(tree: &sled::Tree, position: Position) -> Result<Groups, LogError> {
+        let start = match tree.range(..=chunk_key(position, u32::MAX)).next_back() {
+            Some(found) => {
+                let (key, _) = found?;
+                let (first, _) = parse_chunk_key(&key).ok_or_else(|| LogError::Layout {
+                    position,
+                    detail: format!("malformed chunk key {key:02x?}"),
+                })?;
+                first
+            }
+            None => 0,
+        };
+        Ok(Groups {
+            chunks: tree.range(chunk_key(start, 0)..),
+            peeked: None,
+            last_position: start,
+        })
+    }
+
+    fn next_chunk(&mut self) -> Option<Result<(sled::IVec, sled::IVec), LogError>> {
+        self.peeked
+            .take()
+            .map(Ok)
+            .or_else(|| self.chunks.next().map(|r| r.map_err(LogError::from)))
+    }
+}
+
+impl Iterator for Groups {
+    type Item = Result<Group, LogError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (key, value) = match self.next_chunk()? {
+            Ok(chunk) => chunk,
+            Err(e) => return Some(Err(e)),
+        };
+        let Some((position, part)) = parse_chunk_key(&key) else {
+            return Some(Err(LogError::Layout {
+                position: self.last_position,
+                detail: format!("malformed chunk key {key:02x?}"),
+            }));
+        };
+        self.last_position = position;
+        if part != 0 {
+            return Some(Err(LogError::Layout {
+                position,
+                detail: format!("chunk part {part} without its part 0"),
+            }));
+        }
+        let mut bytes = GroupBytes::Chunk(value);
+        let mut parts = 1;
+        loop {
+            let (key, value) = match self.next_chunk() {
+                None => break,
+                Some(Ok(chunk)) => chunk,
+                Some(Err(e)) => return Some(Err(e)),
+            };
+            match parse_chunk_key(&key) {
+                Some((p, part)) if p == position => {
+                    if part != parts {
+                        return Some(Err(LogError::Layout {
+                            position,
+                            detail: format!("chunk part {part} follows part {}", parts - 1),
+                        }));
+                    }
+                    let mut joined = match bytes {
+                        GroupBytes::Chunk(first) => first.to_vec(),
+                        GroupBytes::Joined(v) => v,
+                    };
+                    joined.extend_from_slice(&value);
+                    bytes = GroupBytes::Joined(joined);
+                    parts += 1;
+                }
+                _ => {
+                    self.peeked = Some((key, value));
+                    break;
+                }
+            }
+        }
+        Some(Ok(Group {
+            position,
+            parts,
+            bytes,
+        }))
+    }
+}
+
+/// Decoded records in position order, from `after + 1` up to `until` (inclusive). Stops at
+/// the first error, which names the position it was reading.
+pub struct Records {
+    groups: Option<Groups>,
+    /// Finding the starting chunk failed; reported by the first `next`.
+    seek_error: Option<LogError>,
+    group: Option<Group>,
+    offset: usize,
+    next_position: Position,
+    after: Position,
+    until: Position,
+    failed: bool,
+}
+
+impl Records {
+    fn new(tree: &sled::Tree, after: Position, until: Position) -> Records {
+        let first = after.saturating_add(1);
+        let (groups, seek_error) = match Groups::containing(tree, first) {
+            Ok(groups) => (Some(groups), None),
+            Err(e) => (None, Some(e)),
+        };
+        Records {
+            groups,
+            seek_error,
+            group: None,
+            offset: 0,
+            next_position: 0,
+            after,
+            until,
+            failed: false,
+        }
+    }
+
+    fn fail(&mut self, e: LogError) -> Option<Result<RecordedEvent, LogError>> {
+        self.failed = true;
+        Some(Err(e))
+    }
+}
+
+impl Iterator for Records {
+    type Item = Result<RecordedEvent, LogError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if self.failed {
+                return None;
+            }
+            if let Some(e) = self.seek_error.take() {
+                return self.fail(e);
+            }
+            let Some(group) = &self.group else {
+                let groups = self.groups.as_mut()?;
+                match groups.next()? {
+                    Ok(group) => {
+                        // The first group sets the position; after that, each group must
+                        // start where the previous one ended.
+                        if self.next_position == 0 {
+                            if self.after == 0 && group.position != 1 {
+                                return self.fail(LogError::Layout {
+                                    position: 1,
+                                    detail: format!("log starts at position {}", group.position),
+                                });
+                            }
+                            self.next_position = group.position;
+                        } else if group.position != self.next_position {
+                            return self.fail(LogError::Layout {
+                                position: self.next_position,
+                                detail: format!("next chunk starts at position {}", group.position),
+                            });
+                        }
+                        if group.position > self.until {
+                            return None;
+                        }
+                        self.group = Some(group);
+                        self.offset = 0;
+                    }
+                    Err(e) => return self.fail(e),
+                }
+                continue;
+            };
+            if self.offset >= group.bytes.len() {
+                self.group = None;
+                continue;
+            }
+            let position = self.next_position;
+            if position > self.until {
+                return None;
+            }
+            let bytes = &group.bytes[self.offset..];
+            if position <= self.after {
+                // Skipping: only the frame is read, so skipped records cost no crc or decode.
+                match frame_len(bytes) {
+                    Ok(len) => {
+                        self.offset += len;
+                        self.next_position += 1;
+                    }
+                    Err(source) => return self.fail(LogError::Corrupt { position, source }),
+                }
+                continue;
+            }
+            match decode_record(bytes) {
+                Ok((event, len)) => {
+                    if event.envelope.position != position {
+                        return self.fail(LogError::Layout {
+                            position,
+                            detail: format!("record claims position {}", event.envelope.position),
+                        });
+                    }
+                    self.offset += len;
+                    self.next_position += 1;
+                    return Some(Ok(event));
+                }
+                Err(source) => return self.fail(LogError::Corrupt { position, source }),
+            }
+        }
+    }
+}
+
+/// The single owner of appends. Everything it decides (positions, versions, idempotency) is
+/// checked against the published index plus the requests earlier in the same batch, which is
+/// race-free because no one else writes.
+struct Writer {
+    shared: Arc<Shared>,
+    queue: mpsc::Receiver<Pending>,
+    /// Opened once: an fdatasync per commit should cost the sync, not an open too.
+    data_file: File,
+    max_batch: usize,
+    next_position: Position,
+}
+
+/// What one request of a batch comes to.
+enum Outcome {
+    /// Answered without writing: rejected, or replaying an earlier keyed append.
+    Answer(Result<Appended, AppendError>),
+    /// Records encoded into this batch.
+    Write(Appended),
+}
+
+impl Writer {
+    fn run(mut self) {
+        // Blocks for one request, then takes whatever queued up meanwhile: while a commit
+        // is syncing, the next batch gathers, which is the whole group-commit mechanism.
+        while let Ok(first) = self.queue.recv() {
+            let mut batch = vec![first];
+            while batch.len() < self.max_batch {
+                match self.queue.try_recv() {
+                    Ok(pending) => batch.push(pending),
+                    Err(_) => break,
+                }
+            }
+            self.commit(batch);
+        }
+    }
+
+    fn commit(&mut self, batch: Vec<Pending>) {
+        if self.shared.poisoned.load(Ordering::Acquire) {
+            for pending in batch {
+                answer(pending.reply, Err(AppendError::Poisoned));
+            }
+            return;
+        }
+        let mut encoded = Vec::new();
+        let mut spans: Vec<(Position, Range<usize>)> = Vec::new();
+        let mut new_keys: HashMap<String, Appended> = HashMap::new();
+        let mut next = self.next_position;
+        let outcomes: Vec<Outcome> = {
+            let index = self.shared.index.read().expect("index lock poisoned");
+            let mut versions: HashMap<&str, u64> = HashMap::new();
+            batch
+                .iter()
+                .map(|Pending { req, .. }| {
+                    if req.events.is_empty() {
+                        return Outcome::Answer(Err(AppendError::Empty));
+                    }
+                    let key = req.idempotency_key.as_deref();
+                    if let Some(k) = key {
+                        if let Some(first) = index.idempotency.get(k).or(new_keys.get(k)) {
+                            return Outcome::Answer(Ok(Appended {
+                                replayed: true,
+                                ..*first
+                            }));
+                        }
+                    }
+                    let actual = versions
+                        .get(req.stream.as_str())
+                        .copied()
+                        .unwrap_or_else(|| {
+                            index.streams.get(&req.stream).map_or(0, |p| p.len() as u64)
+                        });
+                    if !req.expected.admits(actual) {
+                        return Outcome::Answer(Err(AppendError::Conflict {
+                            stream: req.stream.clone(),
+                            expected: req.expected,
+                            actual,
+                        }));
+                    }
+                    let first = next;
+                    for (i, event) in req.events.iter().enumerate() {
+                        let start = encoded.len();
+                        let at = codec::RecordAt {
+                            position: next,
+                            stream: &req.stream,
+                            stream_version: actual + 1 + i as u64,
+                            idempotency_key: key,
+                        };
+                        codec::encode_new_event_into(&mut encoded, &at, event);
+                        spans.push((next, start..encoded.len()));
+                        next += 1;
+                    }
+                    let appended = Appended {
+                        first,
+                        last: next - 1,
+                        stream_version: actual + req.events.len() as u64,
+                        replayed: false,
+                    };
+                    versions.insert(&req.stream, appended.stream_version);
+                    if let Some(k) = key {
+                        new_keys.insert(k.to_owned(), appended);
+                    }
+                    Outcome::Write(appended)
+                })
+                .collect()
+        };
+
+        if !spans.is_empty() {
+            if let Err(e) = self.write_durably(&encoded, &spans) {
+                tracing::error!(error = %e, "group commit failed; poisoning the event log");
+                self.shared.poisoned.store(true, Ordering::Release);
+                let e = Arc::new(e);
+                for (pending, outcome) in batch.into_iter().zip(outcomes) {
+                    let result = match outcome {
+                        Outcome::Answer(Err(rejected)) => Err(rejected),
+                        _ => Err(AppendError::Io(Arc::clone(&e))),
+                    };
+                    answer(pending.reply, result);
+                }
+                return;
+            }
+            let mut index = self.shared.index.write().expect("index lock poisoned");
+            for (pending, outcome) in batch.iter().zip(&outcomes) {
+                if let Outcome::Write(a) = outcome {
+                    index
+                        .streams
+                        .entry(pending.req.stream.clone())
+                        .or_default()
+                        .extend(a.first..=a.last);
+                }
+            }
+            index.idempotency.extend(new_keys);
+            drop(index);
+            self.next_position = next;
+            self.shared.head.send_replace(next - 1);
+        }
+
+        for (pending, outcome) in batch.into_iter().zip(outcomes) {
+            let result = match outcome {
+                Outcome::Answer(result) => result,
+                Outcome::Write(appended) => Ok(appended),
+            };
+            answer(pending.reply, result);
+        }
+    }
+
+    fn write_durably(
+        &self,
+        encoded: &[u8],
+        spans: &[(Position, Range<usize>)],
+    ) -> std::io::Result<()> {
+        self.shared.tree.apply_batch(pack_chunks(encoded, spans))?;
+        self.shared.db.flush()?;
+        self.data_file.sync_data()
+    }
+}
+
+fn answer(
+    reply: oneshot::Sender<Result<Appended, AppendError>>,
+    result: Result<Appended, AppendError>,
+) {
+    if reply.send(result).is_err() {
+        // The caller stopped waiting; the outcome stands (and is durable if it was a write).
+        tracing::debug!("append caller went away before its answer");
+    }
+}
+
+/// Cuts a group commit's records (contiguous in `encoded`, one span per record, positions
+/// ascending) into chunks; see the module docs for the layout.
+fn pack_chunks(encoded: &[u8], spans: &[(Position, Range<usize>)]) -> sled::Batch {
+    let mut batch = sled::Batch::default();
+    // The open chunk: its first position and where its bytes start in `encoded`.
+    let mut open: Option<(Position, usize)> = None;
+    let mut end = 0;
+    for (position, span) in spans {
+        if span.len() > CHUNK_MAX {
+            if let Some((first, start)) = open.take() {
+                batch.insert(&chunk_key(first, 0), &encoded[start..end]);
+            }
+            for (part, bytes) in encoded[span.clone()].chunks(CHUNK_MAX).enumerate() {
+                let part = u32::try_from(part).expect("records are far below 4 GiB");
+                batch.insert(&chunk_key(*position, part), bytes);
+            }
+            continue;
+        }
+        if let Some((first, start)) = open {
+            if span.end - start > CHUNK_MAX {
+                batch.insert(&chunk_key(first, 0), &encoded[start..end]);
+                open = None;
+            }
+        }
+        if open.is_none() {
+            open = Some((*position, span.start));
+        }
+        end = span.end;
+    }
+    if let Some((first, start)) = open {
+        batch.insert(&chunk_key(first, 0), &encoded[start..end]);
+    }
+    batch
+}
