@@ -1,0 +1,491 @@
+//! The generic projection runner: tails the log into one in-memory model, publishes how far
+//! it got, and snapshots the model together with that position.
+
+use std::future::Future;
+use std::ops::Deref;
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+
+use eventlog::{Envelope, EventLog, LogError, Position, RecordedEvent, Subscription};
+use serde::{de::DeserializeOwned, Serialize};
+use tokio::sync::watch;
+
+use crate::snapshot::{self, Loaded, SnapshotStore};
+use crate::ProjectionError;
+
+/// A read model built by folding events, in memory, snapshotted as a whole.
+pub trait Projection: Default + Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// Key of the model's snapshot.
+    const NAME: &'static str;
+    /// Bumped whenever the snapshot's shape or meaning changes; an older snapshot is then
+    /// ignored and the model rebuilt from the log.
+    const SCHEMA: u32;
+
+    type Event: Send + 'static;
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// Decodes one record's payload. Runs outside the model's lock.
+    fn decode(envelope: &Envelope, payload: &[u8]) -> Result<Self::Event, Self::Error>;
+
+    /// Folds one decoded event into the model.
+    fn apply(&mut self, envelope: &Envelope, event: Self::Event) -> Result<(), Self::Error>;
+}
+
+/// How a [`Projector`] batches and snapshots.
+#[derive(Debug, Clone, Copy)]
+pub struct ProjectorConfig {
+    /// Records read, decoded and applied per write-lock acquisition.
+    pub batch_size: usize,
+    /// Take a snapshot once the model is this many positions past the last one, checked
+    /// whenever the projector has caught up with the head it saw (so a long catch-up takes
+    /// one snapshot at its end instead of many ever-larger ones on the way).
+    pub snapshot_every: u64,
+}
+
+impl Default for ProjectorConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: 1024,
+            snapshot_every: 50_000,
+        }
+    }
+}
+
+/// How far a projector has applied the log, as published to waiters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Status {
+    /// Every event up to and including this position is applied.
+    pub applied: Position,
+    /// The runner stopped (shutdown or a fatal error); `applied` will not move again.
+    pub halted: bool,
+}
+
+/// The result of one [`Projector::catch_up`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CaughtUp {
+    /// Events applied by this call.
+    pub applied: u64,
+    /// The position the model reflects now.
+    pub position: Position,
+}
+
+/// A snapshot that was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotInfo {
+    pub position: Position,
+    pub bytes: usize,
+}
+
+/// Progress of a [`rebuild`], reported after every batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RebuildProgress {
+    /// The position applied so far.
+    pub position: Position,
+    /// The log head when the rebuild started; the rebuild stops there.
+    pub target: Position,
+    /// Events applied so far.
+    pub events: u64,
+}
+
+/// The outcome of a [`rebuild`].
+#[derive(Debug)]
+pub struct Rebuilt<M> {
+    pub model: M,
+    pub position: Position,
+    pub events: u64,
+}
+
+struct Versioned<M> {
+    position: Position,
+    model: M,
+}
+
+struct Shared<M> {
+    state: RwLock<Versioned<M>>,
+    status: watch::Sender<Status>,
+    store: SnapshotStore,
+    /// The position of the last stored snapshot. Held across encode + insert so that two
+    /// snapshots (periodic and on demand) cannot land out of order.
+    last_snapshot: Mutex<Position>,
+}
+
+impl<M: Projection> Shared<M> {
+    fn position(&self) -> Position {
+        self.state
+            .read()
+            .expect("projection lock poisoned")
+            .position
+    }
+
+    fn snapshot_blocking(&self) -> Result<Option<SnapshotInfo>, ProjectionError> {
+        let mut last = self.last_snapshot.lock().expect("snapshot lock poisoned");
+        // A read lock keeps readers going while the model is encoded; only the applier waits.
+        let (position, bytes) = {
+            let state = self.state.read().expect("projection lock poisoned");
+            if state.position == *last {
+                return Ok(None);
+            }
+            let bytes = snapshot::encode(M::SCHEMA, &state.model)?;
+            (state.position, bytes)
+        };
+        let bytes = self.store.put(position, bytes)?;
+        *last = position;
+        tracing::debug!(projection = M::NAME, position, bytes, "snapshot stored");
+        Ok(Some(SnapshotInfo { position, bytes }))
+    }
+}
+
+async fn snapshot_shared<M: Projection>(
+    shared: &Arc<Shared<M>>,
+) -> Result<Option<SnapshotInfo>, ProjectionError> {
+    let shared = Arc::clone(shared);
+    tokio::task::spawn_blocking(move || shared.snapshot_blocking()).await?
+}
+
+/// Read access to a running projection; cheap to clone, shared by every API handler.
+pub struct ProjectionHandle<M> {
+    shared: Arc<Shared<M>>,
+}
+
+impl<M> Clone for ProjectionHandle<M> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<M: Projection> ProjectionHandle<M> {
+    /// A consistent view of the model. Hold it briefly: the applier waits for it.
+    pub fn read(&self) -> ReadGuard<'_, M> {
+        ReadGuard {
+            guard: self.shared.state.read().expect("projection lock poisoned"),
+        }
+    }
+
+    /// The position the model reflects.
+    pub fn position(&self) -> Position {
+        self.shared.position()
+    }
+
+    /// The published status; changes after every applied batch.
+    pub fn status(&self) -> watch::Receiver<Status> {
+        self.shared.status.subscribe()
+    }
+
+    /// Resolves once every event up to `position` is applied (read your writes), or fails
+    /// if the runner stopped short of it.
+    pub async fn wait_for(&self, position: Position) -> Result<(), ProjectionError> {
+        let mut rx = self.shared.status.subscribe();
+        let status = *rx
+            .wait_for(|s| s.applied >= position || s.halted)
+            .await
+            .expect("the status sender lives as long as the handle");
+        if status.applied >= position {
+            Ok(())
+        } else {
+            Err(ProjectionError::Halted {
+                wanted: position,
+                reached: status.applied,
+            })
+        }
+    }
+
+    /// Stores a snapshot of the current state now; `None` if the stored one is current.
+    pub async fn snapshot(&self) -> Result<Option<SnapshotInfo>, ProjectionError> {
+        snapshot_shared(&self.shared).await
+    }
+}
+
+/// A read lock on a projection's model, with the position it reflects.
+pub struct ReadGuard<'a, M> {
+    guard: RwLockReadGuard<'a, Versioned<M>>,
+}
+
+impl<M> ReadGuard<'_, M> {
+    pub fn position(&self) -> Position {
+        self.guard.position
+    }
+}
+
+impl<M> Deref for ReadGuard<'_, M> {
+    type Target = M;
+    fn deref(&self) -> &M {
+        &self.guard.model
+    }
+}
+
+/// Tails the log into one model. Start it from one place with [`Projector::run`], or drive it
+/// step by step with [`Projector::catch_up`] in tests.
+pub struct Projector<M> {
+    log: Arc<dyn EventLog>,
+    subscription: Subscription,
+    shared: Arc<Shared<M>>,
+    config: ProjectorConfig,
+}
+
+impl<M: Projection> Projector<M> {
+    /// Loads the model's snapshot from `db` (the log's sled database; see [`SnapshotStore`])
+    /// or starts empty, without reading the log yet. An unusable snapshot (other format,
+    /// older schema, corrupt, ahead of the log) is logged and ignored: the model is rebuilt
+    /// from position 0 and the next snapshot replaces it.
+    pub fn open(
+        log: Arc<dyn EventLog>,
+        db: &sled::Db,
+        config: ProjectorConfig,
+    ) -> Result<Self, ProjectionError> {
+        let store = SnapshotStore::open(db, M::NAME)?;
+        let head = log.head();
+        let (position, model) = match store.load::<M>(M::SCHEMA)? {
+            Loaded::Missing => (0, M::default()),
+            Loaded::Found { position, model } if position <= head => {
+                tracing::info!(
+                    projection = M::NAME,
+                    position,
+                    tail = head - position,
+                    "loaded snapshot"
+                );
+                (position, model)
+            }
+            Loaded::Found { position, .. } => {
+                tracing::warn!(
+                    projection = M::NAME,
+                    position,
+                    head,
+                    "snapshot is ahead of the log; rebuilding from the log"
+                );
+                (0, M::default())
+            }
+            Loaded::Unusable { reason } => {
+                tracing::warn!(
+                    projection = M::NAME,
+                    %reason,
+                    "snapshot unusable; rebuilding from the log"
+                );
+                (0, M::default())
+            }
+        };
+        let (status, _) = watch::channel(Status {
+            applied: position,
+            halted: false,
+        });
+        Ok(Self {
+            subscription: Subscription::new(Arc::clone(&log), position),
+            log,
+            shared: Arc::new(Shared {
+                state: RwLock::new(Versioned { position, model }),
+                status,
+                store,
+                // A rejected snapshot counts as current: the next due snapshot replaces it.
+                last_snapshot: Mutex::new(position),
+            }),
+            config,
+        })
+    }
+
+    pub fn handle(&self) -> ProjectionHandle<M> {
+        ProjectionHandle {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    /// The position the model reflects.
+    pub fn position(&self) -> Position {
+        self.shared.position()
+    }
+
+    /// Applies everything up to the log head as of this call (run until idle), then takes a
+    /// snapshot if [`ProjectorConfig::snapshot_every`] positions passed since the last one.
+    pub async fn catch_up(&mut self) -> Result<CaughtUp, ProjectionError> {
+        let target = self.log.head();
+        let mut applied = 0;
+        while self.position() < target {
+            let records = self
+                .subscription
+                .try_next_batch(self.config.batch_size)
+                .await
+                .map_err(|e| self.halt(e.into()))?;
+            if records.is_empty() {
+                break;
+            }
+            applied += self.apply(records).map_err(|e| self.halt(e))?;
+        }
+        self.snapshot_if_due().await.map_err(|e| self.halt(e))?;
+        Ok(CaughtUp {
+            applied,
+            position: self.position(),
+        })
+    }
+
+    /// Stores a snapshot now; `None` if the stored one is current.
+    pub async fn snapshot(&self) -> Result<Option<SnapshotInfo>, ProjectionError> {
+        snapshot_shared(&self.shared).await
+    }
+
+    /// Tails the log until `shutdown` resolves or an event cannot be decoded or applied
+    /// (fatal: the error is logged with its position and returned). Takes a final snapshot on
+    /// shutdown. Either way waiters are released: [`ProjectionHandle::wait_for`] fails for
+    /// positions never reached.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), ProjectionError> {
+        tokio::pin!(shutdown);
+        let result = loop {
+            // Cancelling `next_batch` is safe: it moves its position only once a read has
+            // completed, and the apply that follows never awaits.
+            let records = tokio::select! {
+                biased;
+                () = &mut shutdown => break Ok(()),
+                next = self.subscription.next_batch(self.config.batch_size) => match next {
+                    Ok(records) => records,
+                    Err(LogError::Closed) => break Ok(()),
+                    Err(e) => break Err(e.into()),
+                },
+            };
+            if let Err(e) = self.apply(records) {
+                break Err(e);
+            }
+            if self.position() >= self.log.head() {
+                if let Err(e) = self.snapshot_if_due().await {
+                    break Err(e);
+                }
+            }
+        };
+        match result {
+            Ok(()) => {
+                let snapshot = self.snapshot().await;
+                self.halt_quietly();
+                snapshot.map(|_| ())
+            }
+            Err(e) => Err(self.halt(e)),
+        }
+    }
+
+    fn apply(&self, records: Vec<RecordedEvent>) -> Result<u64, ProjectionError> {
+        // The subscription started at the model's position and moves in step with it (a
+        // failed batch halts the projector), so the batch follows the model's position.
+        let result = apply_records(&self.shared.state, self.position(), records);
+        let position = self.position();
+        self.shared.status.send_modify(|s| s.applied = position);
+        result
+    }
+
+    async fn snapshot_if_due(&self) -> Result<(), ProjectionError> {
+        let last = *self
+            .shared
+            .last_snapshot
+            .lock()
+            .expect("snapshot lock poisoned");
+        if self.position().saturating_sub(last) >= self.config.snapshot_every {
+            self.snapshot().await?;
+        }
+        Ok(())
+    }
+
+    fn halt(&self, error: ProjectionError) -> ProjectionError {
+        tracing::error!(
+            projection = M::NAME,
+            position = self.position(),
+            error = %error,
+            "projection runner stopped"
+        );
+        self.halt_quietly();
+        error
+    }
+
+    fn halt_quietly(&self) {
+        self.shared.status.send_modify(|s| s.halted = true);
+    }
+}
+
+/// Decodes `records` outside the lock, then applies them under one write-lock acquisition.
+/// On failure the events before the failing one stay applied and the position says so.
+fn apply_records<M: Projection>(
+    state: &RwLock<Versioned<M>>,
+    after: Position,
+    records: Vec<RecordedEvent>,
+) -> Result<u64, ProjectionError> {
+    let mut decoded = Vec::with_capacity(records.len());
+    let mut failure = None;
+    let mut previous = after;
+    for RecordedEvent { envelope, payload } in records {
+        if envelope.position <= previous {
+            failure = Some(ProjectionError::OutOfOrder {
+                after: previous,
+                got: envelope.position,
+            });
+            break;
+        }
+        previous = envelope.position;
+        match M::decode(&envelope, &payload) {
+            Ok(event) => decoded.push((envelope, event)),
+            Err(e) => {
+                failure = Some(ProjectionError::Decode {
+                    position: envelope.position,
+                    type_code: envelope.type_code,
+                    source: Box::new(e),
+                });
+                break;
+            }
+        }
+    }
+    let mut applied = 0;
+    if !decoded.is_empty() {
+        let mut state = state.write().expect("projection lock poisoned");
+        for (envelope, event) in decoded {
+            if let Err(e) = state.model.apply(&envelope, event) {
+                return Err(ProjectionError::Apply {
+                    position: envelope.position,
+                    type_code: envelope.type_code,
+                    source: Box::new(e),
+                });
+            }
+            state.position = envelope.position;
+            applied += 1;
+        }
+    }
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(applied),
+    }
+}
+
+/// Builds `M` from position 0 up to the log head as of the call, without touching any
+/// snapshot; `progress` is called after every batch. Store the result with
+/// [`SnapshotStore::save`] to make the next start begin from it.
+pub async fn rebuild<M: Projection>(
+    log: &dyn EventLog,
+    batch_size: usize,
+    mut progress: impl FnMut(RebuildProgress),
+) -> Result<Rebuilt<M>, ProjectionError> {
+    let target = log.head();
+    let state = RwLock::new(Versioned {
+        position: 0,
+        model: M::default(),
+    });
+    let mut events = 0;
+    loop {
+        let after = state.read().expect("projection lock poisoned").position;
+        if after >= target {
+            break;
+        }
+        let records = log.read_all(after, batch_size).await?;
+        if records.is_empty() {
+            break;
+        }
+        events += apply_records(&state, after, records).inspect_err(|e| {
+            tracing::error!(projection = M::NAME, error = %e, "rebuild stopped");
+        })?;
+        progress(RebuildProgress {
+            position: state.read().expect("projection lock poisoned").position,
+            target,
+            events,
+        });
+    }
+    let Versioned { position, model } = state.into_inner().expect("projection lock poisoned");
+    Ok(Rebuilt {
+        model,
+        position,
+        events,
+    })
+}
+
+#[cfg(test)]
+mod tests;
