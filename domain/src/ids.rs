@@ -1,0 +1,335 @@
+//! Typed, prefixed identifiers.
+//!
+//! An id renders as `<prefix>_<ULID>`: the prefix names the kind so a pasted id can never be
+//! mistaken for another kind, and the ULID body sorts by creation time. The domain never makes
+//! up ids itself: callers pass the millisecond timestamp and the random bits, which keeps this
+//! crate free of clocks and randomness.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use thiserror::Error;
+use ulid::Ulid;
+
+/// Why a string is not an id of the expected kind.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum IdError {
+    #[error("expected an id starting with `{expected}_`")]
+    WrongPrefix { expected: &'static str },
+    #[error("the body of a `{prefix}_` id must be a 26-character upper-case ULID")]
+    BadBody { prefix: &'static str },
+}
+
+macro_rules! prefixed_id {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(Ulid);
+
+        impl $name {
+            /// The prefix before the underscore, e.g. `usr`.
+            pub const PREFIX: &'static str = $prefix;
+
+            /// Builds an id from a creation time in Unix milliseconds and 80 random bits
+            /// (higher bits of `random` are ignored), both supplied by the caller.
+            pub fn new(timestamp_ms: u64, random: u128) -> Self {
+                Self(Ulid::from_parts(timestamp_ms, random))
+            }
+
+            pub fn from_ulid(ulid: Ulid) -> Self {
+                Self(ulid)
+            }
+
+            pub fn ulid(self) -> Ulid {
+                self.0
+            }
+
+            /// Creation time in Unix milliseconds, as given to [`Self::new`].
+            pub fn timestamp_ms(self) -> u64 {
+                self.0.timestamp_ms()
+            }
+
+            /// Parses the canonical form only (`usr_01H…`, upper-case body), so every id has
+            /// exactly one spelling and string keys built from ids never alias.
+            pub fn parse(s: &str) -> Result<Self, IdError> {
+                let body = s
+                    .strip_prefix($prefix)
+                    .and_then(|rest| rest.strip_prefix('_'))
+                    .ok_or(IdError::WrongPrefix { expected: $prefix })?;
+                let bad = || IdError::BadBody { prefix: $prefix };
+                let ulid = Ulid::from_string(body).map_err(|_| bad())?;
+                if ulid.to_string() != body {
+                    return Err(bad());
+                }
+                Ok(Self(ulid))
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}_{}", $prefix, self.0)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Display::fmt(self, f)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = IdError;
+            fn from_str(s: &str) -> Result<Self, IdError> {
+                Self::parse(s)
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_str(self)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(deserializer)?;
+                Self::parse(&s).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+prefixed_id!(
+    /// A tenant (`ten_…`).
+    TenantId, "ten"
+);
+prefixed_id!(
+    /// An admin, root or tenant level (`adm_…`).
+    AdminId, "adm"
+);
+prefixed_id!(
+    /// An end user (`usr_…`).
+    UserId, "usr"
+);
+prefixed_id!(
+    /// A policy (`pol_…`).
+    PolicyId, "pol"
+);
+prefixed_id!(
+    /// A protected item, what a user backs up (`itm_…`).
+    ItemId, "itm"
+);
+prefixed_id!(
+    /// A storage vault, where a user backs up to (`vlt_…`).
+    VaultId, "vlt"
+);
+prefixed_id!(
+    /// A schedule, a backup rule (`sch_…`).
+    ScheduleId, "sch"
+);
+prefixed_id!(
+    /// A registered device running the agent (`dev_…`).
+    DeviceId, "dev"
+);
+prefixed_id!(
+    /// A job reported by a device or recorded by the scheduler (`job_…`).
+    JobId, "job"
+);
+prefixed_id!(
+    /// A webhook endpoint (`whk_…`).
+    WebhookId, "whk"
+);
+prefixed_id!(
+    /// An email report (`rpt_…`).
+    ReportId, "rpt"
+);
+prefixed_id!(
+    /// A bulk upgrade campaign (`cmp_…`).
+    CampaignId, "cmp"
+);
+
+/// The owner of an object: the top level (`root`) or one tenant.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TenantRef {
+    Root,
+    Tenant(TenantId),
+}
+
+impl TenantRef {
+    pub const ROOT: &'static str = "root";
+
+    pub fn parse(s: &str) -> Result<Self, IdError> {
+        if s == Self::ROOT {
+            Ok(TenantRef::Root)
+        } else {
+            TenantId::parse(s).map(TenantRef::Tenant)
+        }
+    }
+
+    pub fn tenant_id(self) -> Option<TenantId> {
+        match self {
+            TenantRef::Root => None,
+            TenantRef::Tenant(id) => Some(id),
+        }
+    }
+}
+
+impl From<TenantId> for TenantRef {
+    fn from(id: TenantId) -> Self {
+        TenantRef::Tenant(id)
+    }
+}
+
+impl fmt::Display for TenantRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TenantRef::Root => f.write_str(Self::ROOT),
+            TenantRef::Tenant(id) => fmt::Display::fmt(id, f),
+        }
+    }
+}
+
+impl fmt::Debug for TenantRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl FromStr for TenantRef {
+    type Err = IdError;
+    fn from_str(s: &str) -> Result<Self, IdError> {
+        Self::parse(s)
+    }
+}
+
+impl Serialize for TenantRef {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for TenantRef {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(deserializer)?;
+        Self::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The id of whatever an event is about, for audit logs and webhook `resource_id`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum ResourceId {
+    /// The server-wide singleton (settings, start-up).
+    Server,
+    Tenant(TenantId),
+    Admin(AdminId),
+    User(UserId),
+    Policy(PolicyId),
+    Item(ItemId),
+    Vault(VaultId),
+    Schedule(ScheduleId),
+    Device(DeviceId),
+    Job(JobId),
+}
+
+impl fmt::Display for ResourceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ResourceId::Server => f.write_str("server"),
+            ResourceId::Tenant(id) => id.fmt(f),
+            ResourceId::Admin(id) => id.fmt(f),
+            ResourceId::User(id) => id.fmt(f),
+            ResourceId::Policy(id) => id.fmt(f),
+            ResourceId::Item(id) => id.fmt(f),
+            ResourceId::Vault(id) => id.fmt(f),
+            ResourceId::Schedule(id) => id.fmt(f),
+            ResourceId::Device(id) => id.fmt(f),
+            ResourceId::Job(id) => id.fmt(f),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn renders_prefix_and_ulid() {
+        let id = UserId::new(1_700_000_000_000, 42);
+        assert_eq!(id.to_string(), "usr_01HF7YAT00000000000000001A");
+        assert_eq!(id.timestamp_ms(), 1_700_000_000_000);
+    }
+
+    #[test]
+    fn rejects_wrong_prefix_and_body() {
+        let user = UserId::new(1, 2).to_string();
+        assert_eq!(
+            TenantId::parse(&user),
+            Err(IdError::WrongPrefix { expected: "ten" })
+        );
+        assert_eq!(
+            UserId::parse("usr01HF4BJR000000000000000016"),
+            Err(IdError::WrongPrefix { expected: "usr" })
+        );
+        for body in [
+            "",
+            "01HF4BJR00000000000000001",
+            "01HF4BJR0000000000000000166",
+            "01hf4bjr000000000000000016",
+            "81HF4BJR000000000000000016",
+            "01HF4BJR00000000000000001U",
+        ] {
+            assert_eq!(
+                UserId::parse(&format!("usr_{body}")),
+                Err(IdError::BadBody { prefix: "usr" }),
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn tenant_ref_renders_root_or_id() {
+        assert_eq!(TenantRef::Root.to_string(), "root");
+        let t = TenantId::new(5, 6);
+        assert_eq!(TenantRef::from(t).to_string(), t.to_string());
+        assert_eq!(TenantRef::parse("root"), Ok(TenantRef::Root));
+        assert_eq!(TenantRef::parse(&t.to_string()), Ok(TenantRef::Tenant(t)));
+        assert!(TenantRef::parse("ROOT").is_err());
+    }
+
+    #[test]
+    fn serializes_as_string() {
+        let id = JobId::new(1_700_000_000_000, 42);
+        let json = serde_json::to_string(&id).unwrap();
+        assert_eq!(json, format!("\"{id}\""));
+        assert_eq!(serde_json::from_str::<JobId>(&json).unwrap(), id);
+        assert!(serde_json::from_str::<DeviceId>(&json).is_err());
+        let root = serde_json::to_string(&TenantRef::Root).unwrap();
+        assert_eq!(root, "\"root\"");
+    }
+
+    proptest! {
+        #[test]
+        fn parse_print_roundtrip(ms in 0u64..(1 << 48), random: u128) {
+            let id = ItemId::new(ms, random);
+            let text = id.to_string();
+            prop_assert_eq!(ItemId::parse(&text), Ok(id));
+            prop_assert_eq!(text.len(), 4 + 26);
+            let tenant = TenantRef::Tenant(TenantId::new(ms, random));
+            prop_assert_eq!(TenantRef::parse(&tenant.to_string()), Ok(tenant));
+        }
+
+        #[test]
+        fn string_order_matches_id_order(a in 0u64..(1 << 48), b in 0u64..(1 << 48), ra: u128, rb: u128) {
+            let (x, y) = (VaultId::new(a, ra), VaultId::new(b, rb));
+            prop_assert_eq!(x.cmp(&y), x.to_string().cmp(&y.to_string()));
+        }
+
+        #[test]
+        fn parse_never_panics(s in "\\PC*") {
+            let _ = UserId::parse(&s);
+            let _ = TenantRef::parse(&s);
+        }
+    }
+}

@@ -1,0 +1,25 @@
+//! The halley domain: typed ids, the aggregates (tenants, admins, users with their protected
+//! items and vaults, policies, server settings, schedules, devices, jobs), the events that
+//! change them with their type codes and payload codec, the commands callers send, and
+//! `decide`, which turns a command into events or a typed rejection.
+//!
+//! This crate is pure. It knows nothing of IO, async, HTTP, storage or the clock, and it has
+//! no randomness: callers pass `now` and freshly generated ids, and everything here is a
+//! deterministic function of its inputs.
+
+pub mod codec;
+pub mod events;
+pub mod ids;
+pub mod model;
+pub mod state;
+
+pub use codec::{decode, encode, DecodeError, Encoded, SCHEMA_VERSION};
+pub use events::Event;
+pub use ids::{
+    AdminId, CampaignId, DeviceId, IdError, ItemId, JobId, PolicyId, ReportId, ResourceId,
+    ScheduleId, TenantId, TenantRef, UserId, VaultId, WebhookId,
+};
+pub use state::State;
+
+#[cfg(test)]
+mod testing;

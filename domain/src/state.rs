@@ -1,0 +1,538 @@
+//! The world `decide` judges commands against: every live aggregate by id, plus the indexes
+//! that cross-aggregate rules need (server-wide unique user names, unique tenant slugs, admin
+//! names unique per tenant, one default policy per tenant, who owns an item or vault).
+//!
+//! The writer keeps one `State` in memory and rebuilds it at start by applying the log in
+//! order; `apply` must therefore be total and deterministic. Indexes are private so they
+//! cannot drift from the maps they index.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::events::Event;
+use crate::ids::{
+    AdminId, DeviceId, ItemId, JobId, PolicyId, ScheduleId, TenantId, TenantRef, UserId, VaultId,
+};
+use crate::model::{
+    Admin, Device, EmailSettings, Job, Policy, Schedule, ServerSettings, Tenant, User,
+};
+
+/// Failed logins counted for one name, for lockout.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginFailures {
+    /// Failures since the last success, lockout or quiet period.
+    pub count: u32,
+    pub last_failure_at: i64,
+    /// Logins are refused until this Unix time.
+    pub locked_until: Option<i64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    server: ServerSettings,
+    root_email: EmailSettings,
+    tenants: HashMap<TenantId, Tenant>,
+    removed_tenants: HashSet<TenantId>,
+    admins: HashMap<AdminId, Admin>,
+    policies: HashMap<PolicyId, Policy>,
+    users: HashMap<UserId, User>,
+    schedules: HashMap<ScheduleId, Schedule>,
+    devices: HashMap<DeviceId, Device>,
+    jobs: HashMap<JobId, Job>,
+
+    tenant_slugs: HashMap<String, TenantId>,
+    admin_names: HashMap<(TenantRef, String), AdminId>,
+    user_names: HashMap<String, UserId>,
+    default_policies: HashMap<TenantRef, PolicyId>,
+    item_owners: HashMap<ItemId, UserId>,
+    vault_owners: HashMap<VaultId, UserId>,
+    user_devices: HashMap<UserId, BTreeSet<DeviceId>>,
+    user_schedules: HashMap<UserId, BTreeSet<ScheduleId>>,
+    recorded_runs: HashSet<(ScheduleId, i64)>,
+    admin_login_failures: HashMap<(TenantRef, String), LoginFailures>,
+    user_login_failures: HashMap<String, LoginFailures>,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl State {
+    /// The state of an empty log.
+    pub fn new() -> Self {
+        State {
+            server: ServerSettings::initial(),
+            root_email: EmailSettings::disabled(),
+            tenants: HashMap::new(),
+            removed_tenants: HashSet::new(),
+            admins: HashMap::new(),
+            policies: HashMap::new(),
+            users: HashMap::new(),
+            schedules: HashMap::new(),
+            devices: HashMap::new(),
+            jobs: HashMap::new(),
+            tenant_slugs: HashMap::new(),
+            admin_names: HashMap::new(),
+            user_names: HashMap::new(),
+            default_policies: HashMap::new(),
+            item_owners: HashMap::new(),
+            vault_owners: HashMap::new(),
+            user_devices: HashMap::new(),
+            user_schedules: HashMap::new(),
+            recorded_runs: HashSet::new(),
+            admin_login_failures: HashMap::new(),
+            user_login_failures: HashMap::new(),
+        }
+    }
+
+    /// Builds the state of a log from its events, in order.
+    pub fn from_events<'a>(events: impl IntoIterator<Item = &'a Event>) -> Self {
+        let mut state = State::new();
+        for event in events {
+            state.apply(event);
+        }
+        state
+    }
+
+    // --- read access ---------------------------------------------------------------------
+
+    pub fn server_settings(&self) -> &ServerSettings {
+        &self.server
+    }
+
+    pub fn root_email(&self) -> &EmailSettings {
+        &self.root_email
+    }
+
+    pub fn tenant(&self, id: TenantId) -> Option<&Tenant> {
+        self.tenants.get(&id)
+    }
+
+    pub fn tenants(&self) -> impl Iterator<Item = &Tenant> {
+        self.tenants.values()
+    }
+
+    pub fn tenant_removed(&self, id: TenantId) -> bool {
+        self.removed_tenants.contains(&id)
+    }
+
+    pub fn tenant_by_slug(&self, slug: &str) -> Option<TenantId> {
+        self.tenant_slugs.get(slug).copied()
+    }
+
+    pub fn admin(&self, id: AdminId) -> Option<&Admin> {
+        self.admins.get(&id)
+    }
+
+    pub fn admins(&self) -> impl Iterator<Item = &Admin> {
+        self.admins.values()
+    }
+
+    pub fn admin_by_name(&self, tenant: TenantRef, username: &str) -> Option<AdminId> {
+        self.admin_names
+            .get(&(tenant, username.to_owned()))
+            .copied()
+    }
+
+    pub fn policy(&self, id: PolicyId) -> Option<&Policy> {
+        self.policies.get(&id)
+    }
+
+    pub fn policies(&self) -> impl Iterator<Item = &Policy> {
+        self.policies.values()
+    }
+
+    pub fn default_policy(&self, tenant: TenantRef) -> Option<PolicyId> {
+        self.default_policies.get(&tenant).copied()
+    }
+
+    pub fn user(&self, id: UserId) -> Option<&User> {
+        self.users.get(&id)
+    }
+
+    pub fn users(&self) -> impl Iterator<Item = &User> {
+        self.users.values()
+    }
+
+    pub fn user_by_name(&self, username: &str) -> Option<UserId> {
+        self.user_names.get(username).copied()
+    }
+
+    /// The user owning a protected item.
+    pub fn item_owner(&self, id: ItemId) -> Option<UserId> {
+        self.item_owners.get(&id).copied()
+    }
+
+    /// The user owning a storage vault.
+    pub fn vault_owner(&self, id: VaultId) -> Option<UserId> {
+        self.vault_owners.get(&id).copied()
+    }
+
+    pub fn schedule(&self, id: ScheduleId) -> Option<&Schedule> {
+        self.schedules.get(&id)
+    }
+
+    pub fn schedules(&self) -> impl Iterator<Item = &Schedule> {
+        self.schedules.values()
+    }
+
+    pub fn user_schedules(&self, user: UserId) -> impl Iterator<Item = &Schedule> {
+        self.user_schedules
+            .get(&user)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.schedules.get(id))
+    }
+
+    pub fn device(&self, id: DeviceId) -> Option<&Device> {
+        self.devices.get(&id)
+    }
+
+    pub fn devices(&self) -> impl Iterator<Item = &Device> {
+        self.devices.values()
+    }
+
+    pub fn user_devices(&self, user: UserId) -> impl Iterator<Item = &Device> {
+        self.user_devices
+            .get(&user)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.devices.get(id))
+    }
+
+    pub fn job(&self, id: JobId) -> Option<&Job> {
+        self.jobs.get(&id)
+    }
+
+    pub fn jobs(&self) -> impl Iterator<Item = &Job> {
+        self.jobs.values()
+    }
+
+    /// Whether a missed or skipped run was already recorded for this schedule and due time.
+    pub fn run_recorded(&self, schedule: ScheduleId, due_at: i64) -> bool {
+        self.recorded_runs.contains(&(schedule, due_at))
+    }
+
+    pub fn admin_login_failures(
+        &self,
+        tenant: TenantRef,
+        username: &str,
+    ) -> Option<&LoginFailures> {
+        self.admin_login_failures
+            .get(&(tenant, username.to_owned()))
+    }
+
+    pub fn user_login_failures(&self, username: &str) -> Option<&LoginFailures> {
+        self.user_login_failures.get(username)
+    }
+
+    // --- evolution -----------------------------------------------------------------------
+
+    /// Applies one event. Events are facts, so an event that does not fit (which `decide`
+    /// never produces) changes nothing rather than failing.
+    pub fn apply(&mut self, event: &Event) {
+        use Event as E;
+        match event {
+            E::ServerStarted(_) => {}
+            E::ServerSettingsUpdated(_) => {
+                self.server = self.server.clone().evolve(event);
+            }
+            E::TenantEmailUpdated(e) if e.tenant == TenantRef::Root => {
+                self.root_email = e.settings.clone();
+            }
+            E::TenantCreated(e) => self.evolve_tenant(e.tenant_id, event),
+            E::TenantUpdated(e) => self.evolve_tenant(e.tenant_id, event),
+            E::TenantRemoved(e) => self.evolve_tenant(e.tenant_id, event),
+            E::TenantEmailUpdated(e) => {
+                if let TenantRef::Tenant(id) = e.tenant {
+                    self.evolve_tenant(id, event);
+                }
+            }
+            E::AdminCreated(e) => self.evolve_admin(e.admin_id, event),
+            E::AdminUpdated(e) => self.evolve_admin(e.admin_id, event),
+            E::AdminPasswordChanged(e) => self.evolve_admin(e.admin_id, event),
+            E::AdminRemoved(e) => self.evolve_admin(e.admin_id, event),
+            E::AdminLoggedIn(e) => {
+                if let Some(admin) = self.admins.get(&e.admin_id) {
+                    let key = (admin.tenant, admin.spec.username.clone());
+                    self.admin_login_failures.remove(&key);
+                }
+            }
+            E::AdminLoginFailed(e) => {
+                let protection = self.server.login_protection.clone();
+                let key = (e.tenant, e.username.clone());
+                let entry = self.admin_login_failures.entry(key);
+                count_failure(
+                    entry.or_insert_with(|| fresh_failures(e.at)),
+                    e.at,
+                    &protection,
+                );
+            }
+            E::PolicyCreated(e) => self.evolve_policy(e.policy_id, event),
+            E::PolicyUpdated(e) => self.evolve_policy(e.policy_id, event),
+            E::PolicyRemoved(e) => self.evolve_policy(e.policy_id, event),
+            E::UserCreated(e) => self.evolve_user(e.user_id, event),
+            E::UserUpdated(e) => self.evolve_user(e.user_id, event),
+            E::UserPasswordChanged(e) => self.evolve_user(e.user_id, event),
+            E::UserRemoved(e) => self.evolve_user(e.user_id, event),
+            E::UserTransferred(e) => self.evolve_user(e.user_id, event),
+            E::ItemCreated(e) => self.evolve_user(e.user_id, event),
+            E::ItemUpdated(e) => self.evolve_user(e.user_id, event),
+            E::ItemRemoved(e) => self.evolve_user(e.user_id, event),
+            E::ItemDuplicated(e) => self.evolve_user(e.user_id, event),
+            E::VaultCreated(e) => self.evolve_user(e.user_id, event),
+            E::VaultUpdated(e) => self.evolve_user(e.user_id, event),
+            E::VaultRemoved(e) => self.evolve_user(e.user_id, event),
+            E::VaultAddressReplaced(e) => self.evolve_user(e.user_id, event),
+            E::UserLoggedIn(e) => {
+                if let Some(user) = self.users.get(&e.user_id) {
+                    self.user_login_failures.remove(&user.spec.username);
+                }
+            }
+            E::UserLoginFailed(e) => {
+                let protection = self.server.login_protection.clone();
+                let entry = self.user_login_failures.entry(e.username.clone());
+                count_failure(
+                    entry.or_insert_with(|| fresh_failures(e.at)),
+                    e.at,
+                    &protection,
+                );
+            }
+            E::ScheduleCreated(e) => self.evolve_schedule(e.schedule_id, event),
+            E::ScheduleUpdated(e) => self.evolve_schedule(e.schedule_id, event),
+            E::ScheduleRemoved(e) => self.evolve_schedule(e.schedule_id, event),
+            E::DeviceRegistered(e) => self.evolve_device(e.device_id, event),
+            E::DeviceConnected(e) => self.evolve_device(e.device_id, event),
+            E::DeviceDisconnected(e) => self.evolve_device(e.device_id, event),
+            E::DeviceRemoved(e) => self.evolve_device(e.device_id, event),
+            E::JobStarted(e) => self.evolve_job(e.job_id, event),
+            E::JobProgressed(e) => self.evolve_job(e.job_id, event),
+            E::JobLogged(e) => self.evolve_job(e.job_id, event),
+            E::JobCompleted(e) => self.evolve_job(e.job_id, event),
+            E::JobAbandoned(e) => self.evolve_job(e.job_id, event),
+            E::JobRevived(e) => self.evolve_job(e.job_id, event),
+            E::JobMissed(e) => {
+                self.recorded_runs.insert((e.schedule_id, e.due_at));
+                self.evolve_job(e.job_id, event);
+            }
+            E::JobSkipped(e) => {
+                self.recorded_runs.insert((e.schedule_id, e.due_at));
+                self.evolve_job(e.job_id, event);
+            }
+        }
+    }
+
+    fn evolve_tenant(&mut self, id: TenantId, event: &Event) {
+        let old = self.tenants.remove(&id);
+        if let Some(t) = &old {
+            remove_if(&mut self.tenant_slugs, &t.spec.slug, id);
+        }
+        match Tenant::evolve(old, event) {
+            Some(t) => {
+                self.tenant_slugs.insert(t.spec.slug.clone(), id);
+                self.tenants.insert(id, t);
+            }
+            None if matches!(event, Event::TenantRemoved(_)) => {
+                self.removed_tenants.insert(id);
+                let owner = TenantRef::Tenant(id);
+                let admins: Vec<AdminId> = self
+                    .admins
+                    .values()
+                    .filter(|a| a.tenant == owner)
+                    .map(|a| a.id)
+                    .collect();
+                for admin in admins {
+                    self.drop_admin(admin);
+                }
+                let policies: Vec<PolicyId> = self
+                    .policies
+                    .values()
+                    .filter(|p| p.tenant == owner)
+                    .map(|p| p.id)
+                    .collect();
+                for policy in policies {
+                    self.drop_policy(policy);
+                }
+                self.admin_login_failures.retain(|(t, _), _| *t != owner);
+            }
+            None => {}
+        }
+    }
+
+    fn drop_admin(&mut self, id: AdminId) {
+        if let Some(a) = self.admins.remove(&id) {
+            remove_if(&mut self.admin_names, &(a.tenant, a.spec.username), id);
+        }
+    }
+
+    fn drop_policy(&mut self, id: PolicyId) {
+        if let Some(p) = self.policies.remove(&id) {
+            remove_if(&mut self.default_policies, &p.tenant, id);
+        }
+    }
+
+    fn evolve_admin(&mut self, id: AdminId, event: &Event) {
+        let old = self.admins.remove(&id);
+        if let Some(a) = &old {
+            remove_if(
+                &mut self.admin_names,
+                &(a.tenant, a.spec.username.clone()),
+                id,
+            );
+        }
+        if let Some(a) = Admin::evolve(old, event) {
+            self.admin_names
+                .insert((a.tenant, a.spec.username.clone()), id);
+            self.admins.insert(id, a);
+        }
+    }
+
+    fn evolve_policy(&mut self, id: PolicyId, event: &Event) {
+        let old = self.policies.remove(&id);
+        if let Some(p) = &old {
+            remove_if(&mut self.default_policies, &p.tenant, id);
+        }
+        if let Some(p) = Policy::evolve(old, event) {
+            if p.spec.is_default {
+                self.default_policies.insert(p.tenant, id);
+            }
+            self.policies.insert(id, p);
+        }
+    }
+
+    fn evolve_user(&mut self, id: UserId, event: &Event) {
+        let old = self.users.remove(&id);
+        if let Some(u) = &old {
+            remove_if(&mut self.user_names, &u.spec.username, id);
+            for item in u.items.keys() {
+                self.item_owners.remove(item);
+            }
+            for vault in u.vaults.keys() {
+                self.vault_owners.remove(vault);
+            }
+        }
+        match User::evolve(old, event) {
+            Some(u) => {
+                self.user_names.insert(u.spec.username.clone(), id);
+                self.item_owners
+                    .extend(u.items.keys().map(|item| (*item, id)));
+                self.vault_owners
+                    .extend(u.vaults.keys().map(|vault| (*vault, id)));
+                self.users.insert(id, u);
+            }
+            None if matches!(event, Event::UserRemoved(_)) => {
+                for schedule in self.user_schedules.remove(&id).unwrap_or_default() {
+                    self.schedules.remove(&schedule);
+                }
+                for device in self.user_devices.remove(&id).unwrap_or_default() {
+                    self.devices.remove(&device);
+                }
+            }
+            None => {}
+        }
+        if let Event::UserTransferred(_) = event {
+            for schedule in self.user_schedules.get(&id).into_iter().flatten() {
+                if let Some(s) = self.schedules.remove(schedule) {
+                    if let Some(s) = Schedule::evolve(Some(s), event) {
+                        self.schedules.insert(*schedule, s);
+                    }
+                }
+            }
+            for device in self.user_devices.get(&id).into_iter().flatten() {
+                if let Some(d) = self.devices.remove(device) {
+                    if let Some(d) = Device::evolve(Some(d), event) {
+                        self.devices.insert(*device, d);
+                    }
+                }
+            }
+        }
+    }
+
+    fn evolve_schedule(&mut self, id: ScheduleId, event: &Event) {
+        let old = self.schedules.remove(&id);
+        let old_user = old.as_ref().map(|s| s.user);
+        match Schedule::evolve(old, event) {
+            Some(s) => {
+                self.user_schedules.entry(s.user).or_default().insert(id);
+                self.schedules.insert(id, s);
+            }
+            None => {
+                if let Some(user) = old_user {
+                    remove_from_set(&mut self.user_schedules, user, &id);
+                }
+            }
+        }
+    }
+
+    fn evolve_device(&mut self, id: DeviceId, event: &Event) {
+        let old = self.devices.remove(&id);
+        let old_user = old.as_ref().map(|d| d.user);
+        match Device::evolve(old, event) {
+            Some(d) => {
+                self.user_devices.entry(d.user).or_default().insert(id);
+                self.devices.insert(id, d);
+            }
+            None => {
+                if let Some(user) = old_user {
+                    remove_from_set(&mut self.user_devices, user, &id);
+                }
+            }
+        }
+    }
+
+    fn evolve_job(&mut self, id: JobId, event: &Event) {
+        let old = self.jobs.remove(&id);
+        if let Some(job) = Job::evolve(old, event) {
+            self.jobs.insert(id, job);
+        }
+    }
+}
+
+fn remove_if<K: std::hash::Hash + Eq, V: PartialEq>(map: &mut HashMap<K, V>, key: &K, value: V) {
+    if map.get(key) == Some(&value) {
+        map.remove(key);
+    }
+}
+
+fn remove_from_set<K: std::hash::Hash + Eq, V: Ord>(
+    map: &mut HashMap<K, BTreeSet<V>>,
+    key: K,
+    value: &V,
+) {
+    if let Some(set) = map.get_mut(&key) {
+        set.remove(value);
+        if set.is_empty() {
+            map.remove(&key);
+        }
+    }
+}
+
+fn fresh_failures(at: i64) -> LoginFailures {
+    LoginFailures {
+        count: 0,
+        last_failure_at: at,
+        locked_until: None,
+    }
+}
+
+/// Counts one failure. A quiet period as long as the lockout forgets earlier failures, so
+/// occasional typos spread over days never add up to a lockout.
+fn count_failure(
+    failures: &mut LoginFailures,
+    at: i64,
+    protection: &crate::model::LoginProtection,
+) {
+    let window = i64::from(protection.lockout_secs);
+    if at - failures.last_failure_at > window {
+        failures.count = 0;
+    }
+    failures.count += 1;
+    failures.last_failure_at = at;
+    if protection.max_failures > 0 && failures.count >= protection.max_failures {
+        failures.locked_until = Some(at + window);
+        failures.count = 0;
+    }
+}
