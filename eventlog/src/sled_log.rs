@@ -36,7 +36,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::ops::Range;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, RwLock};
 use std::thread::JoinHandle;
 
@@ -90,6 +90,28 @@ struct Shared {
     index: RwLock<Index>,
     head: watch::Sender<Position>,
     poisoned: AtomicBool,
+    commits: AtomicU64,
+    committed_requests: AtomicU64,
+}
+
+/// Group-commit counters since open, for metrics and the append benchmark.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CommitStats {
+    /// Durable group commits (each one `fdatasync`).
+    pub commits: u64,
+    /// Append requests that wrote records in those commits.
+    pub requests: u64,
+}
+
+impl CommitStats {
+    /// Mean appends per `fdatasync`.
+    pub fn mean_batch(&self) -> f64 {
+        if self.commits == 0 {
+            0.0
+        } else {
+            self.requests as f64 / self.commits as f64
+        }
+    }
 }
 
 #[derive(Default)]
@@ -128,6 +150,8 @@ impl SledLog {
             index: RwLock::new(index),
             head: head_tx,
             poisoned: AtomicBool::new(false),
+            commits: AtomicU64::new(0),
+            committed_requests: AtomicU64::new(0),
         });
         let (requests, queue) = mpsc::channel();
         let writer = Writer {
@@ -158,6 +182,14 @@ impl SledLog {
     /// compares the projections against.
     pub fn scan_raw(&self, after: Position) -> Records {
         Records::new(&self.shared.tree, after, self.head())
+    }
+
+    /// Group commits so far (since open).
+    pub fn commit_stats(&self) -> CommitStats {
+        CommitStats {
+            commits: self.shared.commits.load(Ordering::Relaxed),
+            requests: self.shared.committed_requests.load(Ordering::Relaxed),
+        }
     }
 
     /// True once a failed group commit has poisoned the log.
@@ -306,8 +338,7 @@ fn rebuild_index(tree: &sled::Tree) -> Result<(Index, Position), LogError> {
     let mut index = Index::default();
     let mut head = 0;
     for event in Records::new(tree, 0, Position::MAX) {
-        let event = event?;
-        let env = &event.envelope;
+        let env = event?.envelope;
         if env.position != head + 1 {
             return Err(LogError::Layout {
                 position: env.position,
@@ -315,7 +346,11 @@ fn rebuild_index(tree: &sled::Tree) -> Result<(Index, Position), LogError> {
             });
         }
         head = env.position;
-        let positions = index.streams.entry(env.stream.clone()).or_default();
+        // Look up before inserting so the common case (a known stream) allocates nothing.
+        let positions = match index.streams.get_mut(&env.stream) {
+            Some(positions) => positions,
+            None => index.streams.entry(env.stream.clone()).or_default(),
+        };
         positions.push(env.position);
         if env.stream_version != positions.len() as u64 {
             return Err(LogError::Layout {
@@ -328,10 +363,10 @@ fn rebuild_index(tree: &sled::Tree) -> Result<(Index, Position), LogError> {
                 ),
             });
         }
-        if let Some(key) = &env.idempotency_key {
+        if let Some(key) = env.idempotency_key {
             index
                 .idempotency
-                .entry(key.clone())
+                .entry(key)
                 .and_modify(|a| {
                     a.last = env.position;
                     a.stream_version = env.stream_version;
@@ -721,8 +756,10 @@ impl Writer {
                 return;
             }
             let mut index = self.shared.index.write().expect("index lock poisoned");
+            let mut written = 0;
             for (pending, outcome) in batch.iter().zip(&outcomes) {
                 if let Outcome::Write(a) = outcome {
+                    written += 1;
                     index
                         .streams
                         .entry(pending.req.stream.clone())
@@ -732,6 +769,10 @@ impl Writer {
             }
             index.idempotency.extend(new_keys);
             drop(index);
+            self.shared.commits.fetch_add(1, Ordering::Relaxed);
+            self.shared
+                .committed_requests
+                .fetch_add(written, Ordering::Relaxed);
             self.next_position = next;
             self.shared.head.send_replace(next - 1);
         }

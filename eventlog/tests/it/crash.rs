@@ -185,7 +185,7 @@ async fn append_forever(log: &SledLog, writer: usize) {
                 len: e.payload.len(),
             })
             .collect();
-        let expected = if writer % 2 == 0 {
+        let expected = if writer.is_multiple_of(2) {
             ExpectedVersion::Any
         } else {
             ExpectedVersion::Exact(log.stream_version(&stream))
