@@ -247,6 +247,42 @@ mod tests {
         assert_eq!(hex(&encode_record(&envelope, &payload)), expected);
     }
 
+    /// The wider integer encodings (`fc` + u32, `fd` + u64), `None`, empty strings and an
+    /// empty payload, derived the same way.
+    #[test]
+    fn golden_bytes_format_1_wide_integers_and_empties() {
+        let envelope = Envelope {
+            position: 70_000,
+            stream: "s".into(),
+            stream_version: 1,
+            tenant: "root".into(),
+            type_code: 255,
+            schema_version: 250,
+            recorded_at_us: 1_700_000_000_000_000,
+            actor: String::new(),
+            correlation_id: String::new(),
+            idempotency_key: None,
+        };
+        let expected = concat!(
+            "1e000000",           // body length 30
+            "e8b0f6d5",           // crc32c
+            "01",                 // format byte
+            "fc70110100",         // position 70000: `fc` + u32 LE
+            "0173",               // stream "s"
+            "01",                 // stream_version 1
+            "04726f6f74",         // tenant "root"
+            "fbff00",             // type_code 255 (≥ 251 takes `fb` + u16)
+            "fa",                 // schema_version 250
+            "fd00803c3048140c00", // recorded_at_us, zigzag 3.4e15: `fd` + u64 LE
+            "00",                 // actor ""
+            "00",                 // correlation_id ""
+            "00",                 // idempotency_key None
+        );
+        assert_eq!(hex(&encode_record(&envelope, &[])), expected);
+        let (decoded, _) = decode_record(&encode_record(&envelope, &[])).unwrap();
+        assert_eq!(decoded.envelope, envelope);
+    }
+
     #[test]
     fn decodes_what_it_encodes_and_reports_length() {
         let (envelope, payload) = sample();
