@@ -10,10 +10,14 @@
 //! come from `domain`).
 
 mod error;
+mod models;
 mod runner;
 pub mod snapshot;
+#[cfg(test)]
+mod testkit;
 
 pub use error::ProjectionError;
+pub use models::{ReadModels, Scope};
 pub use runner::{
     rebuild, CaughtUp, Projection, ProjectionHandle, Projector, ProjectorConfig, ReadGuard,
     RebuildProgress, Rebuilt, SnapshotInfo, Status,

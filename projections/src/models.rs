@@ -1,0 +1,514 @@
+//! [`ReadModels`]: every aggregate the API reads, behind tenant-first indexes and scoped
+//! accessors.
+//!
+//! The effects of events come from `domain`: the aggregates live in a [`State`] evolved by
+//! `State::apply`, the same code the writer uses, so projections never re-implement an event.
+//! What this module adds is the read side's shape: for every tenant (and for the root scope,
+//! which sees all) an ordered index per kind, jobs ordered by (start time, job id), and
+//! accessors that take a [`Scope`] and never return another tenant's rows.
+
+use std::collections::{BTreeSet, HashMap};
+use std::ops::Bound;
+
+use domain::ids::{AdminId, DeviceId, ItemId, JobId, PolicyId, ScheduleId, TenantId, TenantRef};
+use domain::ids::{UserId, VaultId};
+use domain::model::{
+    Admin, Device, EmailSettings, Job, Policy, ProtectedItem, Schedule, ServerSettings, Tenant,
+    User, Vault,
+};
+use domain::{DecodeError, Event, State};
+use eventlog::Envelope;
+use serde::{Deserialize, Serialize};
+
+use crate::Projection;
+
+/// Who is asking. Root sees every tenant's rows (and the top level's own); a tenant sees only
+/// rows its tenant owns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Scope {
+    Root,
+    Tenant(TenantId),
+}
+
+impl Scope {
+    /// Whether rows owned by `owner` are visible in this scope.
+    pub fn admits(self, owner: TenantRef) -> bool {
+        match self {
+            Scope::Root => true,
+            Scope::Tenant(id) => owner == TenantRef::Tenant(id),
+        }
+    }
+}
+
+/// Ordered ids of one partition (a tenant's, or everything for the root scope).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+struct Index {
+    tenants: BTreeSet<TenantId>,
+    admins: BTreeSet<AdminId>,
+    policies: BTreeSet<PolicyId>,
+    users: BTreeSet<UserId>,
+    schedules: BTreeSet<ScheduleId>,
+    devices: BTreeSet<DeviceId>,
+    /// By (start time in Unix seconds, id), for time-range scans.
+    jobs: BTreeSet<(i64, JobId)>,
+}
+
+impl Index {
+    fn is_empty(&self) -> bool {
+        self.tenants.is_empty()
+            && self.admins.is_empty()
+            && self.policies.is_empty()
+            && self.users.is_empty()
+            && self.schedules.is_empty()
+            && self.devices.is_empty()
+            && self.jobs.is_empty()
+    }
+
+    fn insert(&mut self, key: Key, start: i64) {
+        match key {
+            Key::Tenant(id) => self.tenants.insert(id),
+            Key::Admin(id) => self.admins.insert(id),
+            Key::Policy(id) => self.policies.insert(id),
+            Key::User(id) => self.users.insert(id),
+            Key::Schedule(id) => self.schedules.insert(id),
+            Key::Device(id) => self.devices.insert(id),
+            Key::Job(id) => self.jobs.insert((start, id)),
+        };
+    }
+
+    fn remove(&mut self, key: Key, start: i64) {
+        match key {
+            Key::Tenant(id) => self.tenants.remove(&id),
+            Key::Admin(id) => self.admins.remove(&id),
+            Key::Policy(id) => self.policies.remove(&id),
+            Key::User(id) => self.users.remove(&id),
+            Key::Schedule(id) => self.schedules.remove(&id),
+            Key::Device(id) => self.devices.remove(&id),
+            Key::Job(id) => self.jobs.remove(&(start, id)),
+        };
+    }
+}
+
+/// An indexed row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Key {
+    Tenant(TenantId),
+    Admin(AdminId),
+    Policy(PolicyId),
+    User(UserId),
+    Schedule(ScheduleId),
+    Device(DeviceId),
+    Job(JobId),
+}
+
+/// Where a row sits in the indexes: its owner, and its start time for jobs (0 otherwise).
+type Slot = (TenantRef, i64);
+
+/// The rows an event may move between partitions, create or remove.
+enum Touched {
+    None,
+    One(Key),
+    /// Cascades: a removed or transferred user takes its devices and schedules along, a
+    /// removed tenant its admins and policies.
+    Many(Vec<Key>),
+}
+
+/// Every read model, in memory. Built by the [`crate::Projector`] and snapshotted whole.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReadModels {
+    state: State,
+    /// The root scope's view: every row of every owner.
+    all: Index,
+    /// One partition per owner (`root` owns top-level admins, for instance).
+    owners: HashMap<TenantRef, Index>,
+}
+
+impl Projection for ReadModels {
+    const NAME: &'static str = "read_models";
+    const SCHEMA: u32 = 1;
+
+    type Event = Event;
+    type Error = DecodeError;
+
+    fn decode(envelope: &Envelope, payload: &[u8]) -> Result<Event, DecodeError> {
+        domain::codec::decode(envelope.type_code, envelope.schema_version, payload)
+    }
+
+    fn apply(&mut self, _: &Envelope, event: Event) -> Result<(), DecodeError> {
+        self.apply_event(&event);
+        Ok(())
+    }
+}
+
+impl ReadModels {
+    /// Applies one event: `domain` evolves the aggregates, then every row the event may have
+    /// created, moved or removed is re-indexed from what the state now says.
+    pub fn apply_event(&mut self, event: &Event) {
+        match self.touched(event) {
+            Touched::None => self.state.apply(event),
+            Touched::One(key) => {
+                let before = self.locate(key);
+                self.state.apply(event);
+                self.reindex(key, before);
+            }
+            Touched::Many(keys) => {
+                let before: Vec<Option<Slot>> = keys.iter().map(|k| self.locate(*k)).collect();
+                self.state.apply(event);
+                for (key, before) in keys.into_iter().zip(before) {
+                    self.reindex(key, before);
+                }
+            }
+        }
+    }
+
+    fn touched(&self, event: &Event) -> Touched {
+        use Event as E;
+        let one = Touched::One;
+        match event {
+            E::ServerStarted(_)
+            | E::ServerSettingsUpdated(_)
+            | E::TenantEmailUpdated(_)
+            | E::AdminLoggedIn(_)
+            | E::AdminLoginFailed(_)
+            | E::UserLoggedIn(_)
+            | E::UserLoginFailed(_) => Touched::None,
+            E::TenantCreated(e) => one(Key::Tenant(e.tenant_id)),
+            E::TenantUpdated(e) => one(Key::Tenant(e.tenant_id)),
+            E::TenantRemoved(e) => {
+                let mut keys = vec![Key::Tenant(e.tenant_id)];
+                if let Some(index) = self.owners.get(&TenantRef::Tenant(e.tenant_id)) {
+                    keys.extend(index.admins.iter().map(|id| Key::Admin(*id)));
+                    keys.extend(index.policies.iter().map(|id| Key::Policy(*id)));
+                }
+                Touched::Many(keys)
+            }
+            E::AdminCreated(e) => one(Key::Admin(e.admin_id)),
+            E::AdminUpdated(e) => one(Key::Admin(e.admin_id)),
+            E::AdminPasswordChanged(e) => one(Key::Admin(e.admin_id)),
+            E::AdminRemoved(e) => one(Key::Admin(e.admin_id)),
+            E::PolicyCreated(e) => one(Key::Policy(e.policy_id)),
+            E::PolicyUpdated(e) => one(Key::Policy(e.policy_id)),
+            E::PolicyRemoved(e) => one(Key::Policy(e.policy_id)),
+            E::UserRemoved(e) => self.user_with_belongings(e.user_id),
+            E::UserTransferred(e) => self.user_with_belongings(e.user_id),
+            E::UserCreated(e) => one(Key::User(e.user_id)),
+            E::UserUpdated(e) => one(Key::User(e.user_id)),
+            E::UserPasswordChanged(e) => one(Key::User(e.user_id)),
+            // Items and vaults live inside their user and are found through it.
+            E::ItemCreated(_)
+            | E::ItemUpdated(_)
+            | E::ItemRemoved(_)
+            | E::ItemDuplicated(_)
+            | E::VaultCreated(_)
+            | E::VaultUpdated(_)
+            | E::VaultRemoved(_)
+            | E::VaultAddressReplaced(_) => Touched::None,
+            E::ScheduleCreated(e) => one(Key::Schedule(e.schedule_id)),
+            E::ScheduleUpdated(e) => one(Key::Schedule(e.schedule_id)),
+            E::ScheduleRemoved(e) => one(Key::Schedule(e.schedule_id)),
+            E::DeviceRegistered(e) => one(Key::Device(e.device_id)),
+            E::DeviceConnected(e) => one(Key::Device(e.device_id)),
+            E::DeviceDisconnected(e) => one(Key::Device(e.device_id)),
+            E::DeviceRemoved(e) => one(Key::Device(e.device_id)),
+            E::JobStarted(e) => one(Key::Job(e.job_id)),
+            E::JobMissed(e) => one(Key::Job(e.job_id)),
+            E::JobSkipped(e) => one(Key::Job(e.job_id)),
+            // Later job events change neither a job's owner nor its start time.
+            E::JobProgressed(_)
+            | E::JobLogged(_)
+            | E::JobCompleted(_)
+            | E::JobAbandoned(_)
+            | E::JobRevived(_) => Touched::None,
+        }
+    }
+
+    fn user_with_belongings(&self, user: UserId) -> Touched {
+        let mut keys = vec![Key::User(user)];
+        keys.extend(self.state.user_devices(user).map(|d| Key::Device(d.id)));
+        keys.extend(self.state.user_schedules(user).map(|s| Key::Schedule(s.id)));
+        Touched::Many(keys)
+    }
+
+    fn locate(&self, key: Key) -> Option<Slot> {
+        let s = &self.state;
+        match key {
+            Key::Tenant(id) => s.tenant(id).map(|_| (TenantRef::Tenant(id), 0)),
+            Key::Admin(id) => s.admin(id).map(|a| (a.tenant, 0)),
+            Key::Policy(id) => s.policy(id).map(|p| (p.tenant, 0)),
+            Key::User(id) => s.user(id).map(|u| (u.tenant, 0)),
+            Key::Schedule(id) => s.schedule(id).map(|x| (x.tenant, 0)),
+            Key::Device(id) => s.device(id).map(|d| (d.tenant, 0)),
+            Key::Job(id) => s.job(id).map(|j| (j.tenant, j.started_at)),
+        }
+    }
+
+    fn reindex(&mut self, key: Key, before: Option<Slot>) {
+        let after = self.locate(key);
+        if before == after {
+            return;
+        }
+        if let Some((owner, start)) = before {
+            self.all.remove(key, start);
+            if let Some(index) = self.owners.get_mut(&owner) {
+                index.remove(key, start);
+                if index.is_empty() {
+                    self.owners.remove(&owner);
+                }
+            }
+        }
+        if let Some((owner, start)) = after {
+            self.all.insert(key, start);
+            self.owners.entry(owner).or_default().insert(key, start);
+        }
+    }
+
+    fn index(&self, scope: Scope) -> Option<&Index> {
+        match scope {
+            Scope::Root => Some(&self.all),
+            Scope::Tenant(id) => self.owners.get(&TenantRef::Tenant(id)),
+        }
+    }
+
+    // --- server-wide -------------------------------------------------------------------
+
+    /// Server-wide settings. Not a tenant's row: every scope may read them (random delay and
+    /// login protection apply to every tenant); the API decides who may see them.
+    pub fn server_settings(&self) -> &ServerSettings {
+        self.state.server_settings()
+    }
+
+    /// The SMTP settings of `owner` (the top level's for root), if visible in `scope`.
+    pub fn email_settings(&self, scope: Scope, owner: TenantRef) -> Option<&EmailSettings> {
+        if !scope.admits(owner) {
+            return None;
+        }
+        match owner {
+            TenantRef::Root => Some(self.state.root_email()),
+            TenantRef::Tenant(id) => self.state.tenant(id).map(|t| &t.email),
+        }
+    }
+
+    // --- tenants -----------------------------------------------------------------------
+
+    pub fn tenant(&self, scope: Scope, id: TenantId) -> Option<&Tenant> {
+        self.state
+            .tenant(id)
+            .filter(|_| scope.admits(TenantRef::Tenant(id)))
+    }
+
+    /// Tenants by id after `after`; a tenant scope sees only itself.
+    pub fn tenants(&self, scope: Scope, after: Option<&TenantId>, limit: usize) -> Vec<&Tenant> {
+        page(self.index(scope).map(|i| &i.tenants), after, limit, |id| {
+            self.state.tenant(id)
+        })
+    }
+
+    pub fn tenant_by_slug(&self, scope: Scope, slug: &str) -> Option<&Tenant> {
+        self.state
+            .tenant_by_slug(slug)
+            .and_then(|id| self.tenant(scope, id))
+    }
+
+    // --- admins ------------------------------------------------------------------------
+
+    pub fn admin(&self, scope: Scope, id: AdminId) -> Option<&Admin> {
+        self.state.admin(id).filter(|a| scope.admits(a.tenant))
+    }
+
+    pub fn admins(&self, scope: Scope, after: Option<&AdminId>, limit: usize) -> Vec<&Admin> {
+        page(self.index(scope).map(|i| &i.admins), after, limit, |id| {
+            self.state.admin(id)
+        })
+    }
+
+    /// The admin a login names: admin usernames are unique per owner (`root` or a tenant,
+    /// chosen by the login's host), so the owner is part of the lookup.
+    pub fn admin_for_login(&self, owner: TenantRef, username: &str) -> Option<&Admin> {
+        self.state
+            .admin_by_name(owner, username)
+            .and_then(|id| self.state.admin(id))
+    }
+
+    // --- policies ----------------------------------------------------------------------
+
+    pub fn policy(&self, scope: Scope, id: PolicyId) -> Option<&Policy> {
+        self.state.policy(id).filter(|p| scope.admits(p.tenant))
+    }
+
+    pub fn policies(&self, scope: Scope, after: Option<&PolicyId>, limit: usize) -> Vec<&Policy> {
+        page(self.index(scope).map(|i| &i.policies), after, limit, |id| {
+            self.state.policy(id)
+        })
+    }
+
+    /// The default policy for new users of `owner`, if visible in `scope`.
+    pub fn default_policy(&self, scope: Scope, owner: TenantRef) -> Option<&Policy> {
+        self.state
+            .default_policy(owner)
+            .and_then(|id| self.policy(scope, id))
+    }
+
+    /// The policy enforced on a user: the one its account names, provided it still exists in
+    /// the user's own tenant (a policy never reaches across tenants).
+    pub fn effective_policy(&self, scope: Scope, user: UserId) -> Option<&Policy> {
+        let user = self.user(scope, user)?;
+        let policy = self.state.policy(user.spec.policy?)?;
+        (policy.tenant == user.tenant).then_some(policy)
+    }
+
+    // --- users, protected items, vaults -------------------------------------------------
+
+    pub fn user(&self, scope: Scope, id: UserId) -> Option<&User> {
+        self.state.user(id).filter(|u| scope.admits(u.tenant))
+    }
+
+    pub fn users(&self, scope: Scope, after: Option<&UserId>, limit: usize) -> Vec<&User> {
+        page(self.index(scope).map(|i| &i.users), after, limit, |id| {
+            self.state.user(id)
+        })
+    }
+
+    /// The user a login names. User names are unique server-wide, so a login (which has no
+    /// scope yet) finds the user, and with it the tenant that becomes the session's scope.
+    pub fn user_for_login(&self, username: &str) -> Option<&User> {
+        self.state
+            .user_by_name(username)
+            .and_then(|id| self.state.user(id))
+    }
+
+    /// A user by name, if visible in `scope`.
+    pub fn user_by_username(&self, scope: Scope, username: &str) -> Option<&User> {
+        self.user_for_login(username)
+            .filter(|u| scope.admits(u.tenant))
+    }
+
+    /// A protected item with the user owning it.
+    pub fn item(&self, scope: Scope, id: ItemId) -> Option<(&User, &ProtectedItem)> {
+        let user = self.user(scope, self.state.item_owner(id)?)?;
+        user.items.get(&id).map(|item| (user, item))
+    }
+
+    /// A storage vault with the user owning it.
+    pub fn vault(&self, scope: Scope, id: VaultId) -> Option<(&User, &Vault)> {
+        let user = self.user(scope, self.state.vault_owner(id)?)?;
+        user.vaults.get(&id).map(|vault| (user, vault))
+    }
+
+    // --- schedules ---------------------------------------------------------------------
+
+    pub fn schedule(&self, scope: Scope, id: ScheduleId) -> Option<&Schedule> {
+        self.state.schedule(id).filter(|s| scope.admits(s.tenant))
+    }
+
+    pub fn schedules(
+        &self,
+        scope: Scope,
+        after: Option<&ScheduleId>,
+        limit: usize,
+    ) -> Vec<&Schedule> {
+        page(
+            self.index(scope).map(|i| &i.schedules),
+            after,
+            limit,
+            |id| self.state.schedule(id),
+        )
+    }
+
+    /// A user's schedules by id; empty if the user is not visible in `scope`.
+    pub fn user_schedules(&self, scope: Scope, user: UserId) -> Vec<&Schedule> {
+        if self.user(scope, user).is_none() {
+            return Vec::new();
+        }
+        let mut schedules: Vec<&Schedule> = self.state.user_schedules(user).collect();
+        schedules.sort_unstable_by_key(|s| s.id);
+        schedules
+    }
+
+    // --- devices -----------------------------------------------------------------------
+
+    pub fn device(&self, scope: Scope, id: DeviceId) -> Option<&Device> {
+        self.state.device(id).filter(|d| scope.admits(d.tenant))
+    }
+
+    pub fn devices(&self, scope: Scope, after: Option<&DeviceId>, limit: usize) -> Vec<&Device> {
+        page(self.index(scope).map(|i| &i.devices), after, limit, |id| {
+            self.state.device(id)
+        })
+    }
+
+    /// A user's devices by id; empty if the user is not visible in `scope`.
+    pub fn user_devices(&self, scope: Scope, user: UserId) -> Vec<&Device> {
+        if self.user(scope, user).is_none() {
+            return Vec::new();
+        }
+        let mut devices: Vec<&Device> = self.state.user_devices(user).collect();
+        devices.sort_unstable_by_key(|d| d.id);
+        devices
+    }
+
+    // --- jobs --------------------------------------------------------------------------
+
+    pub fn job(&self, scope: Scope, id: JobId) -> Option<&Job> {
+        self.state.job(id).filter(|j| scope.admits(j.tenant))
+    }
+
+    /// Jobs in (start time, id) order after the job `after`. A cursor naming a job not
+    /// visible in `scope` yields nothing rather than restarting from the beginning.
+    pub fn jobs(&self, scope: Scope, after: Option<&JobId>, limit: usize) -> Vec<&Job> {
+        let Some(index) = self.index(scope) else {
+            return Vec::new();
+        };
+        let from = match after {
+            None => Bound::Unbounded,
+            Some(id) => match self.job(scope, *id) {
+                Some(job) => Bound::Excluded((job.started_at, *id)),
+                None => return Vec::new(),
+            },
+        };
+        index
+            .jobs
+            .range((from, Bound::Unbounded))
+            .filter_map(|(_, id)| self.state.job(*id))
+            .take(limit)
+            .collect()
+    }
+
+    /// Jobs that started in `[from, to)` (Unix seconds), oldest first (`.rev()` for newest
+    /// first). Touches only the scope's jobs in that time range.
+    pub fn jobs_started_between(
+        &self,
+        scope: Scope,
+        from: i64,
+        to: i64,
+    ) -> impl DoubleEndedIterator<Item = &Job> + '_ {
+        let lowest = JobId::new(0, 0);
+        let range = match self.index(scope) {
+            Some(index) if from < to => Some(index.jobs.range((from, lowest)..(to, lowest))),
+            _ => None,
+        };
+        range
+            .into_iter()
+            .flatten()
+            .filter_map(|(_, id)| self.state.job(*id))
+    }
+}
+
+/// Up to `limit` rows whose ids follow `after` in `ids`.
+fn page<'a, K: Ord + Copy, T: 'a>(
+    ids: Option<&BTreeSet<K>>,
+    after: Option<&K>,
+    limit: usize,
+    get: impl Fn(K) -> Option<&'a T>,
+) -> Vec<&'a T> {
+    let Some(ids) = ids else {
+        return Vec::new();
+    };
+    let from = after.map_or(Bound::Unbounded, |id| Bound::Excluded(*id));
+    ids.range((from, Bound::Unbounded))
+        .filter_map(|id| get(*id))
+        .take(limit)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;
