@@ -37,7 +37,7 @@ macro_rules! prefixed_id {
                 Self(Ulid::from_parts(timestamp_ms, random))
             }
 
-            pub fn from_ulid(ulid: Ulid) -> Self {
+            pub const fn from_ulid(ulid: Ulid) -> Self {
                 Self(ulid)
             }
 

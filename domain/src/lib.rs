@@ -8,12 +8,20 @@
 //! deterministic function of its inputs.
 
 pub mod codec;
+pub mod commands;
+mod decide;
+mod error;
 pub mod events;
 pub mod ids;
 pub mod model;
+pub mod resolution;
 pub mod state;
+pub mod validate;
 
 pub use codec::{decode, encode, DecodeError, Encoded, SCHEMA_VERSION};
+pub use commands::Command;
+pub use decide::{decide, Decision};
+pub use error::DomainError;
 pub use events::Event;
 pub use ids::{
     AdminId, CampaignId, DeviceId, IdError, ItemId, JobId, PolicyId, ReportId, ResourceId,

@@ -28,6 +28,15 @@ pub struct LoginFailures {
     pub locked_until: Option<i64>,
 }
 
+/// One vault found by [`State::vault_address_matches`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VaultMatch {
+    pub vault_id: VaultId,
+    pub user_id: UserId,
+    pub tenant: TenantRef,
+    pub address: String,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct State {
     server: ServerSettings,
@@ -50,6 +59,7 @@ pub struct State {
     user_devices: HashMap<UserId, BTreeSet<DeviceId>>,
     user_schedules: HashMap<UserId, BTreeSet<ScheduleId>>,
     recorded_runs: HashSet<(ScheduleId, i64)>,
+    running_by_schedule: HashMap<ScheduleId, BTreeSet<JobId>>,
     admin_login_failures: HashMap<(TenantRef, String), LoginFailures>,
     user_login_failures: HashMap<String, LoginFailures>,
 }
@@ -83,6 +93,7 @@ impl State {
             user_devices: HashMap::new(),
             user_schedules: HashMap::new(),
             recorded_runs: HashSet::new(),
+            running_by_schedule: HashMap::new(),
             admin_login_failures: HashMap::new(),
             user_login_failures: HashMap::new(),
         }
@@ -214,6 +225,41 @@ impl State {
     /// Whether a missed or skipped run was already recorded for this schedule and due time.
     pub fn run_recorded(&self, schedule: ScheduleId, due_at: i64) -> bool {
         self.recorded_runs.contains(&(schedule, due_at))
+    }
+
+    /// Running (not abandoned) jobs started for a schedule.
+    pub fn running_jobs_of_schedule(&self, schedule: ScheduleId) -> impl Iterator<Item = &Job> {
+        self.running_by_schedule
+            .get(&schedule)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.jobs.get(id))
+    }
+
+    /// Vaults whose address contains `find`, among those owned under `within` (`None`: all
+    /// tenants), ordered by vault id. This is the dry run of a bulk address replacement.
+    pub fn vault_address_matches(&self, within: Option<TenantRef>, find: &str) -> Vec<VaultMatch> {
+        if find.is_empty() {
+            return Vec::new();
+        }
+        let mut matches: Vec<VaultMatch> = self
+            .users
+            .values()
+            .filter(|u| within.is_none_or(|t| t == u.tenant))
+            .flat_map(|u| {
+                u.vaults
+                    .values()
+                    .filter(|v| v.spec.address.contains(find))
+                    .map(|v| VaultMatch {
+                        vault_id: v.id,
+                        user_id: u.id,
+                        tenant: u.tenant,
+                        address: v.spec.address.clone(),
+                    })
+            })
+            .collect();
+        matches.sort_by_key(|m| m.vault_id);
+        matches
     }
 
     pub fn admin_login_failures(
@@ -485,10 +531,23 @@ impl State {
 
     fn evolve_job(&mut self, id: JobId, event: &Event) {
         let old = self.jobs.remove(&id);
+        if let Some(schedule) = old.as_ref().and_then(running_schedule) {
+            remove_from_set(&mut self.running_by_schedule, schedule, &id);
+        }
         if let Some(job) = Job::evolve(old, event) {
+            if let Some(schedule) = running_schedule(&job) {
+                self.running_by_schedule
+                    .entry(schedule)
+                    .or_default()
+                    .insert(id);
+            }
             self.jobs.insert(id, job);
         }
     }
+}
+
+fn running_schedule(job: &Job) -> Option<ScheduleId> {
+    job.schedule.filter(|_| job.status.is_running())
 }
 
 fn remove_if<K: std::hash::Hash + Eq, V: PartialEq>(map: &mut HashMap<K, V>, key: &K, value: V) {

@@ -1,3 +1,5 @@
-//! Test support: sample events and the given/when/then harness.
+//! Test support: sample events, fixtures and the given/when/then harness.
 
+pub mod fixtures;
+pub mod gwt;
 pub mod samples;
