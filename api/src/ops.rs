@@ -1,0 +1,81 @@
+//! Operations endpoints: liveness, readiness and Prometheus metrics.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use projections::Status;
+use serde_json::json;
+
+use crate::{AppState, Problem};
+
+pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(healthz))
+        .route("/readyz", web::get().to(readyz))
+        .route("/metrics", web::get().to(metrics));
+}
+
+/// The process is up and serving HTTP; says nothing about the data.
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "ok" }))
+}
+
+async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let head = state.log.head();
+    let Status { applied, halted } = *state.read_models.status().borrow();
+    if halted {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not-ready",
+            format!("the projection runner stopped at position {applied}"),
+        )
+        .response()
+    } else if applied >= state.startup_head {
+        HttpResponse::Ok().json(json!({
+            "status": "ready",
+            "log_head": head,
+            "projected": applied,
+        }))
+    } else {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not-ready",
+            format!(
+                "read models at position {applied}, catching up to {}",
+                state.startup_head
+            ),
+        )
+        .response()
+    }
+}
+
+async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let head = state.log.head();
+    let projected = state.read_models.position();
+    let mut out = String::new();
+    gauge(
+        &mut out,
+        "halley_log_head_position",
+        "Last durable global position in the event log.",
+        head,
+    );
+    gauge(
+        &mut out,
+        "halley_projection_position",
+        "Log position the read models reflect.",
+        projected,
+    );
+    gauge(
+        &mut out,
+        "halley_projection_lag_events",
+        "Events appended but not yet applied to the read models.",
+        head.saturating_sub(projected),
+    );
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(out)
+}
+
+fn gauge(out: &mut String, name: &str, help: &str, value: u64) {
+    out.push_str(&format!(
+        "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"
+    ));
+}

@@ -1,0 +1,70 @@
+//! Benchmarks for halley's log and read models. Each measurement prints one JSON object on its
+//! own line on stdout and nothing else goes there; progress and logs go to stderr.
+
+mod append;
+mod raw;
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "bench")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Durable appends of 300-byte events from concurrent writers, next to the raw file limit.
+    Append {
+        /// Concurrent writers; 1, 16 and 64 in turn when omitted.
+        #[arg(long)]
+        writers: Option<usize>,
+        /// Seconds of appending per writer count.
+        #[arg(long, default_value_t = 4.0)]
+        seconds: f64,
+        /// Where the logs and the raw file go (a temporary directory when omitted). Use the
+        /// file system you want measured.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    match cli.command {
+        Command::Append {
+            writers,
+            seconds,
+            dir,
+        } => {
+            let (_guard, dir) = work_dir(dir)?;
+            let counts = writers.map_or_else(|| vec![1, 16, 64], |n| vec![n]);
+            let duration = std::time::Duration::from_secs_f64(seconds);
+            for writers in counts {
+                let result = runtime.block_on(append::run(&dir, writers, duration))?;
+                println!("{}", result.to_json());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The directory to work in, created if missing; a temporary one (removed on drop) if none.
+fn work_dir(dir: Option<PathBuf>) -> anyhow::Result<(Option<tempfile::TempDir>, PathBuf)> {
+    match dir {
+        Some(dir) => {
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            Ok((None, dir))
+        }
+        None => {
+            let tmp = tempfile::tempdir().context("creating a temporary directory")?;
+            let path = tmp.path().to_path_buf();
+            Ok((Some(tmp), path))
+        }
+    }
+}

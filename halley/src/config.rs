@@ -1,0 +1,121 @@
+//! Configuration layering: embedded defaults, then `halley.toml`, then `HALLEY_*` variables.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use serde::Deserialize;
+
+/// The documented defaults; also the list of every accepted key.
+pub const DEFAULTS_TOML: &str = include_str!("../defaults.toml");
+
+/// The file read from the working directory, if present.
+pub const CONFIG_FILE: &str = "halley.toml";
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub listen: String,
+    pub log: String,
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Config {
+    /// Loads the layered configuration as the process sees it: `halley.toml` from the current
+    /// directory and the real environment.
+    pub fn load() -> anyhow::Result<Config> {
+        let cwd = std::env::current_dir().context("reading the working directory")?;
+        Config::load_from(&cwd, |key| std::env::var(key).ok())
+    }
+
+    /// Loads the configuration with `dir` as the working directory and `env` as the
+    /// environment, so tests need not touch the process's.
+    pub fn load_from(dir: &Path, env: impl Fn(&str) -> Option<String>) -> anyhow::Result<Config> {
+        let mut table: toml::Table =
+            toml::from_str(DEFAULTS_TOML).context("parsing the embedded defaults")?;
+
+        let file = dir.join(CONFIG_FILE);
+        if file.exists() {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let overrides: toml::Table =
+                toml::from_str(&text).with_context(|| format!("parsing {}", file.display()))?;
+            for (key, value) in overrides {
+                if !table.contains_key(&key) {
+                    bail!("{}: unknown key `{key}`", file.display());
+                }
+                table.insert(key, value);
+            }
+        }
+
+        // Every key is a string in the defaults, so an environment value replaces it as is.
+        for (key, value) in table.iter_mut() {
+            if let Some(from_env) = env(&env_name(key)) {
+                *value = toml::Value::String(from_env);
+            }
+        }
+
+        toml::Value::Table(table)
+            .try_into()
+            .context("invalid configuration")
+    }
+}
+
+/// `data_dir` -> `HALLEY_DATA_DIR`.
+pub fn env_name(key: &str) -> String {
+    format!("HALLEY_{}", key.to_ascii_uppercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(file: Option<&str>, env: &[(&str, &str)]) -> anyhow::Result<Config> {
+        let dir = tempfile::tempdir().unwrap();
+        if let Some(text) = file {
+            std::fs::write(dir.path().join(CONFIG_FILE), text).unwrap();
+        }
+        Config::load_from(dir.path(), |key| {
+            env.iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| v.to_string())
+        })
+    }
+
+    #[test]
+    fn defaults_apply_without_file_or_env() {
+        let config = load(None, &[]).unwrap();
+        assert_eq!(config.data_dir, PathBuf::from("./data"));
+        assert_eq!(config.listen, "127.0.0.1:8080");
+        assert_eq!(config.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn file_overrides_defaults_and_env_overrides_file() {
+        let file = "listen = \"0.0.0.0:9000\"\ndata_dir = \"/srv/halley\"\n";
+        let config = load(Some(file), &[("HALLEY_DATA_DIR", "/env/dir")]).unwrap();
+        assert_eq!(config.listen, "0.0.0.0:9000");
+        assert_eq!(config.data_dir, PathBuf::from("/env/dir"));
+    }
+
+    #[test]
+    fn unknown_key_in_file_is_rejected() {
+        let err = load(Some("listn = \"x\"\n"), &[]).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("unknown key `listn`"),
+            "{err:#}"
+        );
+    }
+
+    #[test]
+    fn invalid_log_format_is_rejected() {
+        assert!(load(None, &[("HALLEY_LOG_FORMAT", "xml")]).is_err());
+    }
+}

@@ -1,0 +1,6 @@
+//! halley's end-to-end tests: one binary that starts the real server on 127.0.0.1:0 with a
+//! temporary data directory and talks HTTP to it.
+
+mod helpers;
+mod ops;
+mod smoke;
