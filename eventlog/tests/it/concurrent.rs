@@ -164,12 +164,12 @@ fn run_case(writers: usize, plan: Vec<PlannedAppend>) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 6, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
 
     #[test]
     fn concurrent_appenders_keep_the_log_consistent(
         writers in 1usize..48,
-        plan in proptest::collection::vec(planned_append(), 1..160),
+        plan in proptest::collection::vec(planned_append(), 1..300),
     ) {
         run_case(writers, plan);
     }

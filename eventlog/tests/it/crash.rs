@@ -70,12 +70,16 @@ fn acknowledged_appends_survive_sigkill() {
         }
         check(dir.path(), &acked, cycle);
     }
-    eprintln!(
+    // Written to the stderr handle, not with `eprintln!`, so the totals show in CI logs even
+    // though the test harness captures test output.
+    writeln!(
+        std::io::stderr().lock(),
         "crash test: {CYCLES} SIGKILL cycles ({killed_with_acks} killed mid-append), \
          {} acknowledged events all present and intact, verify clean, in {:.1?}",
         acked.len(),
         started.elapsed()
-    );
+    )
+    .unwrap();
     // Early kills (during the child's start-up) are fine too, but most must hit appends.
     assert!(
         killed_with_acks >= CYCLES / 4,
