@@ -6,6 +6,11 @@
 //! This crate is pure. It knows nothing of IO, async, HTTP, storage or the clock, and it has
 //! no randomness: callers pass `now` and freshly generated ids, and everything here is a
 //! deterministic function of its inputs.
+//!
+//! The write path is `decide(&state, command, now)` → events → append to the log →
+//! `state.apply(&event)` for each. Read models and subscribers see only the events
+//! (`Event::type_code`, `stream`, `tenant`, `resource_id`; `codec::encode`/`decode` for
+//! storage); the halley codes 4900–4999 are listed in `EVENTS.md` beside this crate.
 
 pub mod codec;
 pub mod commands;

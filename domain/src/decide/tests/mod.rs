@@ -5,6 +5,7 @@ mod admins;
 mod devices;
 mod jobs;
 mod policies;
+mod properties;
 mod schedules;
 mod tenants;
 mod users;
