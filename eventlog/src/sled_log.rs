@@ -54,6 +54,9 @@ pub const LOG_TREE: &str = "log";
 /// The largest sled value the log writes (see the module docs for why).
 pub const CHUNK_MAX: usize = 4096;
 
+/// A group commit stops taking requests once their payloads add up to this.
+const BATCH_BYTES: usize = 8 << 20;
+
 /// How a [`SledLog`] is opened.
 #[derive(Debug, Clone)]
 pub struct SledLogOptions {
@@ -663,10 +666,16 @@ impl Writer {
         // Blocks for one request, then takes whatever queued up meanwhile: while a commit
         // is syncing, the next batch gathers, which is the whole group-commit mechanism.
         while let Ok(first) = self.queue.recv() {
+            let mut bytes = payload_bytes(&first);
             let mut batch = vec![first];
-            while batch.len() < self.max_batch {
+            // Bytes bound a batch too, so a burst of bulk appends (imports) cannot make one
+            // commit buffer hundreds of megabytes.
+            while batch.len() < self.max_batch && bytes < BATCH_BYTES {
                 match self.queue.try_recv() {
-                    Ok(pending) => batch.push(pending),
+                    Ok(pending) => {
+                        bytes += payload_bytes(&pending);
+                        batch.push(pending);
+                    }
                     Err(_) => break,
                 }
             }
@@ -798,6 +807,10 @@ impl Writer {
         self.shared.db.flush()?;
         self.data_file.sync_data()
     }
+}
+
+fn payload_bytes(pending: &Pending) -> usize {
+    pending.req.events.iter().map(|e| e.payload.len()).sum()
 }
 
 fn answer(
