@@ -282,7 +282,14 @@ impl State {
     pub fn apply(&mut self, event: &Event) {
         use Event as E;
         match event {
-            E::ServerStarted(_) => {}
+            E::ServerStarted(_) => {
+                for device in self.devices.values_mut() {
+                    if device.online() {
+                        *device = Device::evolve(Some(device.clone()), event)
+                            .expect("a start never removes a device");
+                    }
+                }
+            }
             E::ServerSettingsUpdated(_) => {
                 self.server = self.server.clone().evolve(event);
             }

@@ -69,6 +69,12 @@ impl Device {
                 d.tenant = e.to;
                 Some(d)
             }
+            // A start means the previous process is gone, and every connection it held too.
+            (Some(mut d), Event::ServerStarted(_)) => {
+                d.connections = 0;
+                d.connected_since = None;
+                Some(d)
+            }
             (Some(_), Event::DeviceRemoved(_)) => None,
             (state, _) => state,
         }

@@ -187,3 +187,22 @@ fn removes_a_device() {
         .when(RemoveDevice { device_id: D1 })
         .then_not_found("device");
 }
+
+#[test]
+fn a_server_start_drops_every_live_connection() {
+    let mut history = world();
+    history.push(connected(D1, ACME, U1));
+    history.push(connected(D1, ACME, U1));
+    let state = given(history)
+        .when(RecordServerStarted {
+            version: "0.1.0".into(),
+        })
+        .then([ServerStarted {
+            version: "0.1.0".into(),
+            at: NOW,
+        }
+        .into()]);
+    let d = state.device(D1).unwrap();
+    assert!(!d.online());
+    assert_eq!(d.connected_since, None);
+}
