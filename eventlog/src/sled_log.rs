@@ -95,6 +95,10 @@ struct Shared {
     poisoned: AtomicBool,
     commits: AtomicU64,
     committed_requests: AtomicU64,
+    /// Makes the next commit fail after its chunks were inserted, as a failed flush or sync
+    /// would: the only way to exercise the poisoning path without breaking a disk.
+    #[cfg(test)]
+    fail_next_commit: AtomicBool,
 }
 
 /// Group-commit counters since open, for metrics and the append benchmark.
@@ -155,6 +159,8 @@ impl SledLog {
             poisoned: AtomicBool::new(false),
             commits: AtomicU64::new(0),
             committed_requests: AtomicU64::new(0),
+            #[cfg(test)]
+            fail_next_commit: AtomicBool::new(false),
         });
         let (requests, queue) = mpsc::channel();
         let writer = Writer {
@@ -804,6 +810,10 @@ impl Writer {
         spans: &[(Position, Range<usize>)],
     ) -> std::io::Result<()> {
         self.shared.tree.apply_batch(pack_chunks(encoded, spans))?;
+        #[cfg(test)]
+        if self.shared.fail_next_commit.swap(false, Ordering::AcqRel) {
+            return Err(std::io::Error::other("injected flush failure"));
+        }
         self.shared.db.flush()?;
         self.data_file.sync_data()
     }
@@ -861,6 +871,52 @@ fn pack_chunks(encoded: &[u8], spans: &[(Position, Range<usize>)]) -> sled::Batc
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{ExpectedVersion, NewEvent};
+
+    fn one_event(stream: &str) -> AppendRequest {
+        AppendRequest {
+            stream: stream.into(),
+            expected: ExpectedVersion::Any,
+            events: vec![NewEvent {
+                tenant: "root".into(),
+                type_code: 1,
+                schema_version: 1,
+                recorded_at_us: 0,
+                actor: "system".into(),
+                correlation_id: "c".into(),
+                payload: b"x".to_vec(),
+            }],
+            idempotency_key: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_commit_acknowledges_nothing_and_poisons_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let log = SledLog::open(dir.path()).unwrap();
+            log.append(one_event("s")).await.unwrap();
+            log.shared.fail_next_commit.store(true, Ordering::Release);
+            assert!(matches!(
+                log.append(one_event("s")).await,
+                Err(AppendError::Io(_))
+            ));
+            assert!(log.is_poisoned());
+            // Nothing of the failed commit is visible, and nothing more is accepted.
+            assert_eq!((log.head(), log.stream_version("s")), (1, 1));
+            assert_eq!(log.read_all(0, 10).await.unwrap().len(), 1);
+            assert!(matches!(
+                log.append(one_event("t")).await,
+                Err(AppendError::Poisoned)
+            ));
+        }
+        // The failed commit's records may or may not have reached the disk (its outcome is
+        // unknown to the caller), but the log reopens consistent and writable either way.
+        let log = SledLog::open(dir.path()).unwrap();
+        assert!(log.head() == 1 || log.head() == 2);
+        assert!(crate::verify::verify(&log).unwrap().is_clean());
+        log.append(one_event("s")).await.unwrap();
+    }
 
     #[test]
     fn packs_whole_records_into_chunks_and_splits_big_ones() {
