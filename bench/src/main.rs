@@ -3,6 +3,7 @@
 
 mod append;
 mod raw;
+mod replay;
 
 use std::path::PathBuf;
 
@@ -31,6 +32,16 @@ enum Command {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Replay a log of realistic domain events through the projection runner into the read
+    /// models, next to a raw scan + decode of the same log.
+    Replay {
+        /// Events to write and replay.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: usize,
+        /// Where the log goes (a temporary directory when omitted).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -49,6 +60,11 @@ fn main() -> anyhow::Result<()> {
                 let result = runtime.block_on(append::run(&dir, writers, duration))?;
                 println!("{}", result.to_json());
             }
+        }
+        Command::Replay { events, dir } => {
+            let (_guard, dir) = work_dir(dir)?;
+            let result = runtime.block_on(replay::run(&dir, events))?;
+            println!("{}", result.to_json());
         }
     }
     Ok(())
