@@ -121,6 +121,15 @@ pub trait EventLog: Send + Sync + 'static {
     /// Appends `req.events` to `req.stream` if `req.expected` admits the stream's version.
     async fn append(&self, req: AppendRequest) -> Result<Appended, AppendError>;
 
+    /// Appends to several streams as one transaction: every request is admitted and written
+    /// in one durable commit at contiguous positions, or none is. The first request's
+    /// idempotency key (if any) keys the whole transaction; a replay answers with one
+    /// [`Appended`] spanning the transaction's first..last positions.
+    async fn append_many(&self, reqs: Vec<AppendRequest>) -> Result<Vec<Appended>, AppendError>;
+
+    /// The first result of the append made with this idempotency key, marked `replayed`.
+    fn idempotent_result(&self, key: &str) -> Option<Appended>;
+
     /// Reads up to `limit` events of one stream, starting at stream version `from_version`
     /// (1 = the first event).
     async fn read_stream(

@@ -129,9 +129,10 @@ struct Index {
     idempotency: HashMap<String, Appended>,
 }
 
+/// One caller's transaction: one or more stream appends that commit together or not at all.
 struct Pending {
-    req: AppendRequest,
-    reply: oneshot::Sender<Result<Appended, AppendError>>,
+    reqs: Vec<AppendRequest>,
+    reply: oneshot::Sender<Result<Vec<Appended>, AppendError>>,
 }
 
 impl SledLog {
@@ -267,24 +268,32 @@ impl Drop for SledLog {
 #[async_trait]
 impl EventLog for SledLog {
     async fn append(&self, req: AppendRequest) -> Result<Appended, AppendError> {
-        if req.events.is_empty() {
+        let mut appended = self.append_many(vec![req]).await?;
+        Ok(appended.pop().expect("one result per request"))
+    }
+
+    async fn append_many(&self, reqs: Vec<AppendRequest>) -> Result<Vec<Appended>, AppendError> {
+        if reqs.is_empty() || reqs.iter().any(|r| r.events.is_empty()) {
             return Err(AppendError::Empty);
         }
-        let key_len = req.idempotency_key.as_ref().map_or(0, String::len);
-        for event in &req.events {
-            let size = codec::record_len(
-                req.stream.len()
-                    + event.tenant.len()
-                    + event.actor.len()
-                    + event.correlation_id.len()
-                    + key_len,
-                event.payload.len(),
-            );
-            if size > MAX_RECORD_BYTES {
-                return Err(AppendError::TooLarge {
-                    size,
-                    max: MAX_RECORD_BYTES,
-                });
+        // The transaction's key travels on every record it writes (see `Writer::commit`).
+        let key_len = reqs[0].idempotency_key.as_ref().map_or(0, String::len);
+        for req in &reqs {
+            for event in &req.events {
+                let size = codec::record_len(
+                    req.stream.len()
+                        + event.tenant.len()
+                        + event.actor.len()
+                        + event.correlation_id.len()
+                        + key_len,
+                    event.payload.len(),
+                );
+                if size > MAX_RECORD_BYTES {
+                    return Err(AppendError::TooLarge {
+                        size,
+                        max: MAX_RECORD_BYTES,
+                    });
+                }
             }
         }
         if self.is_poisoned() {
@@ -294,9 +303,17 @@ impl EventLog for SledLog {
         self.requests
             .as_ref()
             .ok_or(AppendError::Closed)?
-            .send(Pending { req, reply })
+            .send(Pending { reqs, reply })
             .map_err(|_| AppendError::Closed)?;
         answer.await.map_err(|_| AppendError::Closed)?
+    }
+
+    fn idempotent_result(&self, key: &str) -> Option<Appended> {
+        let index = self.shared.index.read().expect("index lock poisoned");
+        index.idempotency.get(key).map(|first| Appended {
+            replayed: true,
+            ..*first
+        })
     }
 
     async fn read_stream(
@@ -659,12 +676,21 @@ struct Writer {
     next_position: Position,
 }
 
-/// What one request of a batch comes to.
+/// What one transaction of a batch comes to.
 enum Outcome {
     /// Answered without writing: rejected, or replaying an earlier keyed append.
-    Answer(Result<Appended, AppendError>),
-    /// Records encoded into this batch.
-    Write(Appended),
+    Answer(Result<Vec<Appended>, AppendError>),
+    /// Records encoded into this batch, one result per request.
+    Write(Vec<Appended>),
+}
+
+/// The batch being assembled: encoded records and what they will change in the index.
+struct Staged<'a> {
+    encoded: Vec<u8>,
+    spans: Vec<(Position, Range<usize>)>,
+    versions: HashMap<&'a str, u64>,
+    new_keys: HashMap<String, Appended>,
+    next: Position,
 }
 
 impl Writer {
@@ -696,68 +722,27 @@ impl Writer {
             }
             return;
         }
-        let mut encoded = Vec::new();
-        let mut spans: Vec<(Position, Range<usize>)> = Vec::new();
-        let mut new_keys: HashMap<String, Appended> = HashMap::new();
-        let mut next = self.next_position;
+        let mut staged = Staged {
+            encoded: Vec::new(),
+            spans: Vec::new(),
+            versions: HashMap::new(),
+            new_keys: HashMap::new(),
+            next: self.next_position,
+        };
         let outcomes: Vec<Outcome> = {
             let index = self.shared.index.read().expect("index lock poisoned");
-            let mut versions: HashMap<&str, u64> = HashMap::new();
             batch
                 .iter()
-                .map(|Pending { req, .. }| {
-                    if req.events.is_empty() {
-                        return Outcome::Answer(Err(AppendError::Empty));
-                    }
-                    let key = req.idempotency_key.as_deref();
-                    if let Some(k) = key {
-                        if let Some(first) = index.idempotency.get(k).or(new_keys.get(k)) {
-                            return Outcome::Answer(Ok(Appended {
-                                replayed: true,
-                                ..*first
-                            }));
-                        }
-                    }
-                    let actual = versions
-                        .get(req.stream.as_str())
-                        .copied()
-                        .unwrap_or_else(|| {
-                            index.streams.get(&req.stream).map_or(0, |p| p.len() as u64)
-                        });
-                    if !req.expected.admits(actual) {
-                        return Outcome::Answer(Err(AppendError::Conflict {
-                            stream: req.stream.clone(),
-                            expected: req.expected,
-                            actual,
-                        }));
-                    }
-                    let first = next;
-                    for (i, event) in req.events.iter().enumerate() {
-                        let start = encoded.len();
-                        let at = codec::RecordAt {
-                            position: next,
-                            stream: &req.stream,
-                            stream_version: actual + 1 + i as u64,
-                            idempotency_key: key,
-                        };
-                        codec::encode_new_event_into(&mut encoded, &at, event);
-                        spans.push((next, start..encoded.len()));
-                        next += 1;
-                    }
-                    let appended = Appended {
-                        first,
-                        last: next - 1,
-                        stream_version: actual + req.events.len() as u64,
-                        replayed: false,
-                    };
-                    versions.insert(&req.stream, appended.stream_version);
-                    if let Some(k) = key {
-                        new_keys.insert(k.to_owned(), appended);
-                    }
-                    Outcome::Write(appended)
-                })
+                .map(|pending| stage(&index, &mut staged, &pending.reqs))
                 .collect()
         };
+        let Staged {
+            encoded,
+            spans,
+            new_keys,
+            next,
+            ..
+        } = staged;
 
         if !spans.is_empty() {
             if let Err(e) = self.write_durably(&encoded, &spans) {
@@ -776,13 +761,15 @@ impl Writer {
             let mut index = self.shared.index.write().expect("index lock poisoned");
             let mut written = 0;
             for (pending, outcome) in batch.iter().zip(&outcomes) {
-                if let Outcome::Write(a) = outcome {
+                if let Outcome::Write(appended) = outcome {
                     written += 1;
-                    index
-                        .streams
-                        .entry(pending.req.stream.clone())
-                        .or_default()
-                        .extend(a.first..=a.last);
+                    for (req, a) in pending.reqs.iter().zip(appended) {
+                        index
+                            .streams
+                            .entry(req.stream.clone())
+                            .or_default()
+                            .extend(a.first..=a.last);
+                    }
                 }
             }
             index.idempotency.extend(new_keys);
@@ -819,13 +806,99 @@ impl Writer {
     }
 }
 
+/// Checks one transaction against the index plus what the batch already staged, and encodes
+/// its records if every request is admitted. A rejected request rejects the whole
+/// transaction, so nothing of it is staged.
+fn stage<'a>(index: &Index, staged: &mut Staged<'a>, reqs: &'a [AppendRequest]) -> Outcome {
+    let key = reqs[0].idempotency_key.as_deref();
+    if let Some(k) = key {
+        if let Some(first) = index.idempotency.get(k).or(staged.new_keys.get(k)) {
+            return Outcome::Answer(Ok(vec![Appended {
+                replayed: true,
+                ..*first
+            }]));
+        }
+    }
+    let (encoded_len, spans_len, next) = (staged.encoded.len(), staged.spans.len(), staged.next);
+    let mut restore: Vec<(&str, Option<u64>)> = Vec::new();
+    let mut results = Vec::with_capacity(reqs.len());
+    for req in reqs {
+        let actual = staged
+            .versions
+            .get(req.stream.as_str())
+            .copied()
+            .unwrap_or_else(|| index.streams.get(&req.stream).map_or(0, |p| p.len() as u64));
+        if !req.expected.admits(actual) {
+            // Undo what earlier requests of this transaction staged.
+            staged.encoded.truncate(encoded_len);
+            staged.spans.truncate(spans_len);
+            staged.next = next;
+            for (stream, version) in restore.into_iter().rev() {
+                match version {
+                    Some(v) => staged.versions.insert(stream, v),
+                    None => staged.versions.remove(stream),
+                };
+            }
+            return Outcome::Answer(Err(AppendError::Conflict {
+                stream: req.stream.clone(),
+                expected: req.expected,
+                actual,
+            }));
+        }
+        let first = staged.next;
+        for (i, event) in req.events.iter().enumerate() {
+            let start = staged.encoded.len();
+            let at = codec::RecordAt {
+                position: staged.next,
+                stream: &req.stream,
+                stream_version: actual + 1 + i as u64,
+                idempotency_key: key,
+            };
+            codec::encode_new_event_into(&mut staged.encoded, &at, event);
+            staged
+                .spans
+                .push((staged.next, start..staged.encoded.len()));
+            staged.next += 1;
+        }
+        let appended = Appended {
+            first,
+            last: staged.next - 1,
+            stream_version: actual + req.events.len() as u64,
+            replayed: false,
+        };
+        restore.push((
+            req.stream.as_str(),
+            staged.versions.insert(&req.stream, appended.stream_version),
+        ));
+        results.push(appended);
+    }
+    if let Some(k) = key {
+        // Rebuilt from the log, a key's extent is its first..last record, whatever streams
+        // they are on; remember it the same way now.
+        let last = results.last().expect("at least one request");
+        staged.new_keys.insert(
+            k.to_owned(),
+            Appended {
+                first: results[0].first,
+                ..*last
+            },
+        );
+    }
+    Outcome::Write(results)
+}
+
 fn payload_bytes(pending: &Pending) -> usize {
-    pending.req.events.iter().map(|e| e.payload.len()).sum()
+    pending
+        .reqs
+        .iter()
+        .flat_map(|r| &r.events)
+        .map(|e| e.payload.len())
+        .sum()
 }
 
 fn answer(
-    reply: oneshot::Sender<Result<Appended, AppendError>>,
-    result: Result<Appended, AppendError>,
+    reply: oneshot::Sender<Result<Vec<Appended>, AppendError>>,
+    result: Result<Vec<Appended>, AppendError>,
 ) {
     if reply.send(result).is_err() {
         // The caller stopped waiting; the outcome stands (and is durable if it was a write).

@@ -359,3 +359,50 @@ async fn checkpoint_commits_atomically_with_effects_and_survives_reopen() {
         &3u64.to_be_bytes()
     );
 }
+
+#[tokio::test]
+async fn a_transaction_over_several_streams_commits_all_or_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = SledLog::open(dir.path()).unwrap();
+    log.append(request("a", ExpectedVersion::NoStream, events("a", 1)))
+        .await
+        .unwrap();
+
+    // The second request's conflict rejects the first as well.
+    let err = log
+        .append_many(vec![
+            request("b", ExpectedVersion::NoStream, events("b", 2)),
+            request("a", ExpectedVersion::NoStream, events("a", 1)),
+        ])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, AppendError::Conflict { actual: 1, .. }),
+        "{err:?}"
+    );
+    assert_eq!(log.head(), 1);
+    assert_eq!(log.stream_version("b"), 0);
+
+    let mut txn = vec![
+        request("b", ExpectedVersion::NoStream, events("b", 2)),
+        request("a", ExpectedVersion::Exact(1), events("a", 1)),
+    ];
+    txn[0].idempotency_key = Some("txn".into());
+    let done = log.append_many(txn.clone()).await.unwrap();
+    assert_eq!(done, vec![appended(2, 3, 2), appended(4, 4, 2)]);
+    let replay = log.append_many(txn).await.unwrap();
+    assert_eq!(
+        replay,
+        vec![Appended {
+            replayed: true,
+            ..appended(2, 4, 2)
+        }]
+    );
+    assert_eq!(log.idempotent_result("txn"), Some(replay[0]));
+    drop(log);
+
+    // The key's extent comes back from the log alone.
+    let log = SledLog::open(dir.path()).unwrap();
+    assert_eq!(log.idempotent_result("txn"), Some(replay[0]));
+    assert_eq!(log.head(), 4);
+}
