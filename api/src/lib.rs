@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use eventlog::{EventLog, Position};
+use eventlog::{CommitStats, EventLog, Position};
 use projections::{ProjectionHandle, ReadModels};
 
 /// Everything a handler may touch. Cheap to clone; one copy per HTTP worker.
@@ -23,6 +23,9 @@ pub struct AppState {
     pub log: Arc<dyn EventLog>,
     /// The read models every GET answers from, and how far they have applied the log.
     pub read_models: ProjectionHandle<ReadModels>,
+    /// The log backend's group-commit counters, for `/metrics`. A function rather than the
+    /// backend itself, so handlers cannot reach past the `EventLog` trait.
+    pub commit_stats: Arc<dyn Fn() -> CommitStats + Send + Sync>,
     /// The log head when the server started: `/readyz` answers 200 once the read models have
     /// caught up to it, so a restarted node does not serve reads from a half-replayed state.
     pub startup_head: Position,

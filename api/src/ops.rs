@@ -69,13 +69,34 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         "Events appended but not yet applied to the read models.",
         head.saturating_sub(projected),
     );
+    let commits = (state.commit_stats)();
+    counter(
+        &mut out,
+        "halley_log_appends_total",
+        "Append requests made durable since the log was opened.",
+        commits.requests,
+    );
+    counter(
+        &mut out,
+        "halley_log_group_commits_total",
+        "Group commits (one fdatasync each) since the log was opened.",
+        commits.commits,
+    );
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(out)
 }
 
 fn gauge(out: &mut String, name: &str, help: &str, value: u64) {
+    sample(out, "gauge", name, help, value);
+}
+
+fn counter(out: &mut String, name: &str, help: &str, value: u64) {
+    sample(out, "counter", name, help, value);
+}
+
+fn sample(out: &mut String, kind: &str, name: &str, help: &str, value: u64) {
     out.push_str(&format!(
-        "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"
+        "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
     ));
 }

@@ -2,11 +2,12 @@
 //! server stopped (sled locks its directory).
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use eventlog::verify::Report;
-use eventlog::SledLog;
+use eventlog::{EventLog, SledLog};
 use projections::{Projection, ReadModels, RebuildProgress, SnapshotStore};
 
 /// Scans the whole log in `data_dir`: crc of every record, gapless positions, stream versions.
@@ -42,10 +43,15 @@ pub async fn rebuild(
         .await
         .context("opening the event log")?
         .with_context(|| format!("opening the event log in {}", data_dir.display()))?;
+    let log = Arc::new(log);
     let started = Instant::now();
-    let rebuilt = projections::rebuild::<ReadModels>(&log, REBUILD_BATCH, progress)
-        .await
-        .context("rebuilding the read models")?;
+    let rebuilt = projections::rebuild::<ReadModels>(
+        Arc::clone(&log) as Arc<dyn EventLog>,
+        REBUILD_BATCH,
+        progress,
+    )
+    .await
+    .context("rebuilding the read models")?;
     let elapsed = started.elapsed();
     SnapshotStore::open(log.db(), ReadModels::NAME)
         .and_then(|store| store.save(ReadModels::SCHEMA, rebuilt.position, &rebuilt.model))

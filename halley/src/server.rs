@@ -66,8 +66,10 @@ pub async fn start(options: &ServeOptions) -> anyhow::Result<RunningServer> {
         stopped.await.ok();
     }));
 
+    let stats_source = Arc::clone(&log);
     let state = web::Data::new(AppState {
         log: Arc::clone(&log) as Arc<dyn EventLog>,
+        commit_stats: Arc::new(move || stats_source.commit_stats()),
         read_models: read_models.clone(),
         startup_head,
     });

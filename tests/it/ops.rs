@@ -45,6 +45,12 @@ async fn verify_and_rebuild_a_log_written_by_the_server() {
     let text = app.get("/metrics").await.text().await.unwrap();
     assert_eq!(metric(&text, "halley_log_head_position"), Some(head));
     assert_eq!(metric(&text, "halley_projection_lag_events"), Some(0));
+    assert_eq!(
+        metric(&text, "halley_log_appends_total"),
+        Some(EVENTS as u64)
+    );
+    let commits = metric(&text, "halley_log_group_commits_total").unwrap();
+    assert!((1..=EVENTS as u64).contains(&commits), "{commits} commits");
     let incremental = app.server.read_models().read().clone();
 
     let data_dir = app.stop().await;
