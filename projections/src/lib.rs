@@ -15,6 +15,8 @@ mod runner;
 pub mod snapshot;
 #[cfg(test)]
 mod testkit;
+#[cfg(test)]
+mod timing;
 
 pub use error::ProjectionError;
 pub use models::{ReadModels, Scope};

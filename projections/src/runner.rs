@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::ops::Deref;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 
 use eventlog::{Envelope, EventLog, LogError, Position, RecordedEvent, Subscription};
@@ -92,6 +93,14 @@ pub struct Rebuilt<M> {
     pub model: M,
     pub position: Position,
     pub events: u64,
+}
+
+impl<M: Projection> Rebuilt<M> {
+    /// Stores the rebuilt model as its projection's snapshot in `db` (the log's database), so
+    /// the next [`Projector::open`] starts from it; returns the snapshot's size in bytes.
+    pub fn save(&self, db: &sled::Db) -> Result<usize, ProjectionError> {
+        SnapshotStore::open(db, M::NAME)?.save(M::SCHEMA, self.position, &self.model)
+    }
 }
 
 struct Versioned<M> {
@@ -295,21 +304,24 @@ impl<M: Projection> Projector<M> {
 
     /// Applies everything up to the log head as of this call (run until idle), then takes a
     /// snapshot if [`ProjectorConfig::snapshot_every`] positions passed since the last one.
+    ///
+    /// Reading and decoding run one batch ahead on a blocking thread while this task applies,
+    /// so a long catch-up (a start after many events, a rebuild) uses two cores.
     pub async fn catch_up(&mut self) -> Result<CaughtUp, ProjectionError> {
         let target = self.log.head();
-        let mut applied = 0;
-        while self.position() < target {
-            let records = self
-                .subscription
-                .try_next_batch(self.config.batch_size)
-                .await
-                .map_err(|e| self.halt(e.into()))?;
-            if records.is_empty() {
-                break;
-            }
-            applied += self.apply(records).map_err(|e| self.halt(e))?;
-        }
-        self.snapshot_if_due().await.map_err(|e| self.halt(e))?;
+        let shared = Arc::clone(&self.shared);
+        let applied = drain::<M>(
+            Arc::clone(&self.log),
+            &self.shared.state,
+            target,
+            self.config.batch_size,
+            |position, _| shared.status.send_modify(|s| s.applied = position),
+        )
+        .await
+        .map_err(|e| self.halt(e))?;
+        // The live tail continues from wherever the catch-up ended.
+        self.subscription = Subscription::new(Arc::clone(&self.log), self.position());
+        self.snapshot_if_due(true).await.map_err(|e| self.halt(e))?;
         Ok(CaughtUp {
             applied,
             position: self.position(),
@@ -321,32 +333,21 @@ impl<M: Projection> Projector<M> {
         snapshot_shared(&self.shared).await
     }
 
-    /// Tails the log until `shutdown` resolves or an event cannot be decoded or applied
-    /// (fatal: the error is logged with its position and returned). Takes a final snapshot on
-    /// shutdown. Either way waiters are released: [`ProjectionHandle::wait_for`] fails for
-    /// positions never reached.
+    /// Catches up, then tails the log until `shutdown` resolves or an event cannot be decoded
+    /// or applied (fatal: the error is logged with its position and returned). Takes a final
+    /// snapshot on shutdown. Either way waiters are released: [`ProjectionHandle::wait_for`]
+    /// fails for positions never reached.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), ProjectionError> {
         tokio::pin!(shutdown);
-        let result = loop {
-            // Cancelling `next_batch` is safe: it moves its position only once a read has
-            // completed, and the apply that follows never awaits.
-            let records = tokio::select! {
-                biased;
-                () = &mut shutdown => break Ok(()),
-                next = self.subscription.next_batch(self.config.batch_size) => match next {
-                    Ok(records) => records,
-                    Err(LogError::Closed) => break Ok(()),
-                    Err(e) => break Err(e.into()),
-                },
-            };
-            if let Err(e) = self.apply(records) {
-                break Err(e);
-            }
-            if self.position() >= self.log.head() {
-                if let Err(e) = self.snapshot_if_due().await {
-                    break Err(e);
-                }
-            }
+        let caught = tokio::select! {
+            biased;
+            () = &mut shutdown => None,
+            caught = self.catch_up() => Some(caught),
+        };
+        let result = match caught {
+            None => Ok(()),
+            Some(Err(e)) => Err(e),
+            Some(Ok(_)) => self.tail(&mut shutdown).await,
         };
         match result {
             Ok(()) => {
@@ -358,22 +359,45 @@ impl<M: Projection> Projector<M> {
         }
     }
 
-    fn apply(&self, records: Vec<RecordedEvent>) -> Result<u64, ProjectionError> {
-        // The subscription started at the model's position and moves in step with it (a
-        // failed batch halts the projector), so the batch follows the model's position.
-        let result = apply_records(&self.shared.state, self.position(), records);
-        let position = self.position();
-        self.shared.status.send_modify(|s| s.applied = position);
-        result
+    async fn tail<F: Future<Output = ()>>(
+        &mut self,
+        shutdown: &mut Pin<&mut F>,
+    ) -> Result<(), ProjectionError> {
+        loop {
+            // Cancelling `next_batch` is safe: it moves its position only once a read has
+            // completed, and the apply that follows never awaits.
+            let records = tokio::select! {
+                biased;
+                () = shutdown.as_mut() => return Ok(()),
+                next = self.subscription.next_batch(self.config.batch_size) => match next {
+                    Ok(records) => records,
+                    Err(LogError::Closed) => return Ok(()),
+                    Err(e) => return Err(e.into()),
+                },
+            };
+            let after = self.position();
+            let (decoded, failure) = decode_records::<M>(after, records);
+            apply_decoded(&self.shared.state, decoded)?;
+            let position = self.position();
+            self.shared.status.send_modify(|s| s.applied = position);
+            if let Some(e) = failure {
+                return Err(e);
+            }
+            self.snapshot_if_due(position >= self.log.head()).await?;
+        }
     }
 
-    async fn snapshot_if_due(&self) -> Result<(), ProjectionError> {
+    /// Snapshots once `snapshot_every` positions passed, when idle; under a load that never
+    /// lets the projector go idle, once four times as many passed.
+    async fn snapshot_if_due(&self, idle: bool) -> Result<(), ProjectionError> {
         let last = *self
             .shared
             .last_snapshot
             .lock()
             .expect("snapshot lock poisoned");
-        if self.position().saturating_sub(last) >= self.config.snapshot_every {
+        let since = self.position().saturating_sub(last);
+        let every = self.config.snapshot_every;
+        if since >= every && (idle || since / 4 >= every) {
             self.snapshot().await?;
         }
         Ok(())
@@ -395,63 +419,139 @@ impl<M: Projection> Projector<M> {
     }
 }
 
-/// Decodes `records` outside the lock, then applies them under one write-lock acquisition.
-/// On failure the events before the failing one stay applied and the position says so.
-fn apply_records<M: Projection>(
+/// Decoded events of one batch, in position order.
+type Decoded<M> = Vec<(Envelope, <M as Projection>::Event)>;
+
+/// Batches a reader thread may run ahead of the applier.
+const READ_AHEAD: usize = 4;
+
+/// Applies every event after the model's position up to `target`: a blocking thread reads and
+/// decodes batches ahead while this task applies them, one write-lock acquisition per batch.
+/// `applied(position, events)` is called after every batch. Events before a failure stay
+/// applied and the model's position says so.
+async fn drain<M: Projection>(
+    log: Arc<dyn EventLog>,
     state: &RwLock<Versioned<M>>,
+    target: Position,
+    batch_size: usize,
+    mut applied: impl FnMut(Position, u64),
+) -> Result<u64, ProjectionError> {
+    let after = state.read().expect("projection lock poisoned").position;
+    if after >= target {
+        return Ok(0);
+    }
+    let (tx, mut rx) =
+        tokio::sync::mpsc::channel::<Result<Decoded<M>, ProjectionError>>(READ_AHEAD);
+    let runtime = tokio::runtime::Handle::current();
+    let reader = tokio::task::spawn_blocking(move || {
+        let mut after = after;
+        while after < target {
+            let records = match runtime.block_on(log.read_all(after, batch_size)) {
+                Ok(records) if records.is_empty() => return,
+                Ok(records) => records,
+                Err(e) => {
+                    // Fails only if the applier already stopped, which then needs no error.
+                    tx.blocking_send(Err(e.into())).ok();
+                    return;
+                }
+            };
+            let (decoded, failure) = decode_records::<M>(after, records);
+            if let Some((envelope, _)) = decoded.last() {
+                after = envelope.position;
+            }
+            // A send fails only once the applier stopped; then there is nothing left to do.
+            if !decoded.is_empty() && tx.blocking_send(Ok(decoded)).is_err() {
+                return;
+            }
+            if let Some(e) = failure {
+                tx.blocking_send(Err(e)).ok();
+                return;
+            }
+        }
+    });
+    let mut events = 0;
+    let mut result = Ok(());
+    while let Some(batch) = rx.recv().await {
+        let outcome = batch.and_then(|decoded| apply_decoded(state, decoded));
+        let position = state.read().expect("projection lock poisoned").position;
+        match outcome {
+            Ok(n) => {
+                events += n;
+                applied(position, events);
+            }
+            Err(e) => {
+                applied(position, events);
+                result = Err(e);
+                break;
+            }
+        }
+    }
+    // Stops the reader if the applier failed, then waits for it so no thread outlives the call.
+    drop(rx);
+    reader.await?;
+    result.map(|()| events)
+}
+
+/// Decodes `records` (which follow position `after`) up to the first failure.
+fn decode_records<M: Projection>(
     after: Position,
     records: Vec<RecordedEvent>,
-) -> Result<u64, ProjectionError> {
+) -> (Decoded<M>, Option<ProjectionError>) {
     let mut decoded = Vec::with_capacity(records.len());
-    let mut failure = None;
     let mut previous = after;
     for RecordedEvent { envelope, payload } in records {
         if envelope.position <= previous {
-            failure = Some(ProjectionError::OutOfOrder {
+            let failure = ProjectionError::OutOfOrder {
                 after: previous,
                 got: envelope.position,
-            });
-            break;
+            };
+            return (decoded, Some(failure));
         }
         previous = envelope.position;
         match M::decode(&envelope, &payload) {
             Ok(event) => decoded.push((envelope, event)),
             Err(e) => {
-                failure = Some(ProjectionError::Decode {
+                let failure = ProjectionError::Decode {
                     position: envelope.position,
                     type_code: envelope.type_code,
                     source: Box::new(e),
-                });
-                break;
+                };
+                return (decoded, Some(failure));
             }
         }
+    }
+    (decoded, None)
+}
+
+/// Applies a decoded batch under one write-lock acquisition.
+fn apply_decoded<M: Projection>(
+    state: &RwLock<Versioned<M>>,
+    decoded: Decoded<M>,
+) -> Result<u64, ProjectionError> {
+    if decoded.is_empty() {
+        return Ok(0);
     }
     let mut applied = 0;
-    if !decoded.is_empty() {
-        let mut state = state.write().expect("projection lock poisoned");
-        for (envelope, event) in decoded {
-            if let Err(e) = state.model.apply(&envelope, event) {
-                return Err(ProjectionError::Apply {
-                    position: envelope.position,
-                    type_code: envelope.type_code,
-                    source: Box::new(e),
-                });
-            }
-            state.position = envelope.position;
-            applied += 1;
+    let mut state = state.write().expect("projection lock poisoned");
+    for (envelope, event) in decoded {
+        if let Err(e) = state.model.apply(&envelope, event) {
+            return Err(ProjectionError::Apply {
+                position: envelope.position,
+                type_code: envelope.type_code,
+                source: Box::new(e),
+            });
         }
+        state.position = envelope.position;
+        applied += 1;
     }
-    match failure {
-        Some(e) => Err(e),
-        None => Ok(applied),
-    }
+    Ok(applied)
 }
 
 /// Builds `M` from position 0 up to the log head as of the call, without touching any
 /// snapshot; `progress` is called after every batch. Store the result with
 /// [`SnapshotStore::save`] to make the next start begin from it.
 pub async fn rebuild<M: Projection>(
-    log: &dyn EventLog,
+    log: Arc<dyn EventLog>,
     batch_size: usize,
     mut progress: impl FnMut(RebuildProgress),
 ) -> Result<Rebuilt<M>, ProjectionError> {
@@ -460,25 +560,15 @@ pub async fn rebuild<M: Projection>(
         position: 0,
         model: M::default(),
     });
-    let mut events = 0;
-    loop {
-        let after = state.read().expect("projection lock poisoned").position;
-        if after >= target {
-            break;
-        }
-        let records = log.read_all(after, batch_size).await?;
-        if records.is_empty() {
-            break;
-        }
-        events += apply_records(&state, after, records).inspect_err(|e| {
-            tracing::error!(projection = M::NAME, error = %e, "rebuild stopped");
-        })?;
+    let events = drain::<M>(log, &state, target, batch_size, |position, events| {
         progress(RebuildProgress {
-            position: state.read().expect("projection lock poisoned").position,
+            position,
             target,
             events,
-        });
-    }
+        })
+    })
+    .await
+    .inspect_err(|e| tracing::error!(projection = M::NAME, error = %e, "rebuild stopped"))?;
     let Versioned { position, model } = state.into_inner().expect("projection lock poisoned");
     Ok(Rebuilt {
         model,

@@ -525,7 +525,7 @@ async fn rebuilt_state_equals_incrementally_built_state() {
     let incremental = run_while_appending(&node, second).await;
 
     let mut progress = Vec::new();
-    let rebuilt = rebuild::<ReadModels>(node.log.as_ref(), 512, |p| progress.push(p))
+    let rebuilt = rebuild::<ReadModels>(node.log.clone(), 512, |p| progress.push(p))
         .await
         .expect("rebuild");
     assert_eq!(rebuilt.position, node.log.head());

@@ -333,7 +333,7 @@ async fn rebuild_reports_progress_and_ignores_snapshots() {
     let store = SnapshotStore::open(fx.log.db(), Tally::NAME).unwrap();
     store.save(Tally::SCHEMA, 10, &Tally::default()).unwrap();
     let mut reports = Vec::new();
-    let rebuilt = rebuild::<Tally>(fx.log.as_ref(), 32, |p| reports.push(p))
+    let rebuilt = rebuild::<Tally>(fx.log.clone(), 32, |p| reports.push(p))
         .await
         .unwrap();
     assert_eq!(rebuilt.position, head);
