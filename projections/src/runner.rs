@@ -4,10 +4,12 @@
 use std::future::Future;
 use std::ops::Deref;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 
 use eventlog::{Envelope, EventLog, LogError, Position, RecordedEvent, Subscription};
 use serde::{de::DeserializeOwned, Serialize};
+use tokio::sync::mpsc::{self, error::TryRecvError, error::TrySendError};
 use tokio::sync::watch;
 
 use crate::snapshot::{self, Loaded, SnapshotStore};
@@ -425,10 +427,27 @@ type Decoded<M> = Vec<(Envelope, <M as Projection>::Event)>;
 /// Batches a reader thread may run ahead of the applier.
 const READ_AHEAD: usize = 4;
 
-/// Applies every event after the model's position up to `target`: a blocking thread reads and
-/// decodes batches ahead while this task applies them, one write-lock acquisition per batch.
-/// `applied(position, events)` is called after every batch. Events before a failure stay
-/// applied and the model's position says so.
+/// The reader's share of each batch's decoding is counted in these steps.
+const SHARE_STEPS: usize = 16;
+
+/// One batch as the reader hands it over: the first part decoded, the rest still raw.
+struct ReadBatch<M: Projection> {
+    decoded: Decoded<M>,
+    /// The position before `raw`.
+    raw_after: Position,
+    raw: Vec<RecordedEvent>,
+    /// A decode failure ending the reader's part; `raw` is then empty.
+    failure: Option<ProjectionError>,
+}
+
+/// Applies every event after the model's position up to `target`, one write-lock acquisition
+/// per batch; `applied(position, events)` is called after every batch. Events before a
+/// failure stay applied and the model's position says so.
+///
+/// A blocking thread reads ahead while this task applies. Decoding a payload costs about as
+/// much as reading and applying it together, so the two sides share it: the reader decodes
+/// the first part of each batch and this task the rest, and the split moves towards
+/// whichever side is waiting for the other. On two cores this keeps both busy.
 async fn drain<M: Projection>(
     log: Arc<dyn EventLog>,
     state: &RwLock<Versioned<M>>,
@@ -440,39 +459,89 @@ async fn drain<M: Projection>(
     if after >= target {
         return Ok(0);
     }
-    let (tx, mut rx) =
-        tokio::sync::mpsc::channel::<Result<Decoded<M>, ProjectionError>>(READ_AHEAD);
-    let runtime = tokio::runtime::Handle::current();
-    let reader = tokio::task::spawn_blocking(move || {
-        let mut after = after;
-        while after < target {
-            let records = match runtime.block_on(log.read_all(after, batch_size)) {
-                Ok(records) if records.is_empty() => return,
-                Ok(records) => records,
-                Err(e) => {
-                    // Fails only if the applier already stopped, which then needs no error.
-                    tx.blocking_send(Err(e.into())).ok();
+    let share = Arc::new(AtomicUsize::new(SHARE_STEPS / 2));
+    let (tx, mut rx) = mpsc::channel::<Result<ReadBatch<M>, ProjectionError>>(READ_AHEAD);
+    let reader = tokio::task::spawn_blocking({
+        let runtime = tokio::runtime::Handle::current();
+        let share = Arc::clone(&share);
+        move || {
+            let mut after = after;
+            while after < target {
+                let mut records = match runtime.block_on(log.read_all(after, batch_size)) {
+                    Ok(records) if records.is_empty() => return,
+                    Ok(records) => records,
+                    Err(e) => {
+                        // Fails only if the applier already stopped, which then needs no error.
+                        tx.blocking_send(Err(e.into())).ok();
+                        return;
+                    }
+                };
+                let mut raw = records.split_off(
+                    records.len() * share.load(Ordering::Relaxed).min(SHARE_STEPS) / SHARE_STEPS,
+                );
+                let next_after = raw
+                    .last()
+                    .or(records.last())
+                    .map_or(after, |r| r.envelope.position);
+                let (decoded, failure) = decode_records::<M>(after, records);
+                let raw_after = decoded.last().map_or(after, |(e, _)| e.position);
+                let stop = failure.is_some();
+                if stop {
+                    raw.clear();
+                }
+                let batch = ReadBatch {
+                    decoded,
+                    raw_after,
+                    raw,
+                    failure,
+                };
+                let sent = match tx.try_send(Ok(batch)) {
+                    Ok(()) => Ok(()),
+                    Err(TrySendError::Full(batch)) => {
+                        // The applier is the slower side: decode more here.
+                        bump(&share, 1);
+                        tx.blocking_send(batch).map_err(drop)
+                    }
+                    Err(TrySendError::Closed(_)) => Err(()),
+                };
+                // A failed send means the applier stopped: nothing left to do.
+                if sent.is_err() || stop {
                     return;
                 }
-            };
-            let (decoded, failure) = decode_records::<M>(after, records);
-            if let Some((envelope, _)) = decoded.last() {
-                after = envelope.position;
-            }
-            // A send fails only once the applier stopped; then there is nothing left to do.
-            if !decoded.is_empty() && tx.blocking_send(Ok(decoded)).is_err() {
-                return;
-            }
-            if let Some(e) = failure {
-                tx.blocking_send(Err(e)).ok();
-                return;
+                after = next_after;
             }
         }
     });
     let mut events = 0;
     let mut result = Ok(());
-    while let Some(batch) = rx.recv().await {
-        let outcome = batch.and_then(|decoded| apply_decoded(state, decoded));
+    loop {
+        let batch = match rx.try_recv() {
+            Ok(batch) => batch,
+            Err(TryRecvError::Disconnected) => break,
+            Err(TryRecvError::Empty) => {
+                // The reader is the slower side: decode more here.
+                bump(&share, -1);
+                match rx.recv().await {
+                    Some(batch) => batch,
+                    None => break,
+                }
+            }
+        };
+        let outcome = batch.and_then(|batch| {
+            let ReadBatch {
+                mut decoded,
+                raw_after,
+                raw,
+                failure,
+            } = batch;
+            let (rest, rest_failure) = decode_records::<M>(raw_after, raw);
+            decoded.extend(rest);
+            let n = apply_decoded(state, decoded)?;
+            match failure.or(rest_failure) {
+                Some(e) => Err(e),
+                None => Ok(n),
+            }
+        });
         let position = state.read().expect("projection lock poisoned").position;
         match outcome {
             Ok(n) => {
@@ -490,6 +559,15 @@ async fn drain<M: Projection>(
     drop(rx);
     reader.await?;
     result.map(|()| events)
+}
+
+/// Moves the reader's share of decoding by `by` steps, within `0..=SHARE_STEPS`.
+fn bump(share: &AtomicUsize, by: isize) {
+    share
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |current| {
+            Some(current.saturating_add_signed(by).min(SHARE_STEPS))
+        })
+        .ok();
 }
 
 /// Decodes `records` (which follow position `after`) up to the first failure.
