@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use eventlog::verify::Report;
 use eventlog::{EventLog, SledLog};
-use projections::{Projection, ReadModels, RebuildProgress, SnapshotStore};
+use projections::{ReadModels, RebuildProgress};
 
 /// Scans the whole log in `data_dir`: crc of every record, gapless positions, stream versions.
 pub fn verify(data_dir: &Path) -> anyhow::Result<Report> {
@@ -53,8 +53,8 @@ pub async fn rebuild(
     .await
     .context("rebuilding the read models")?;
     let elapsed = started.elapsed();
-    SnapshotStore::open(log.db(), ReadModels::NAME)
-        .and_then(|store| store.save(ReadModels::SCHEMA, rebuilt.position, &rebuilt.model))
+    rebuilt
+        .save(log.db())
         .context("storing the rebuilt read models")?;
     log.db().flush().context("flushing the database")?;
     Ok(Rebuilt {
