@@ -1,10 +1,11 @@
 //! Read models for halley's API, built by tailing the event log.
 //!
-//! A [`Projector`] folds the log into an in-memory model (the [`ReadModels`] of every
-//! tenant's tenants, admins, users, policies, schedules, devices and jobs), publishes the
-//! position it reached so that a write can wait until its own events are visible, and saves
-//! the model together with that position as one snapshot, so a restart replays only the tail.
-//! Every accessor takes a [`Scope`]: a tenant never sees another tenant's rows.
+//! A [`Projector`] folds the log into an in-memory model ([`ReadModels`]: tenants, admins,
+//! users with their protected items and vaults, policies, server settings, schedules,
+//! devices and jobs, indexed tenant first), publishes the position it reached so that a write
+//! can wait until its own events are visible, and saves the model together with that
+//! position as one snapshot, so a restart replays only the tail. Every accessor takes a
+//! [`Scope`]: a tenant never sees another tenant's rows.
 //!
 //! Must not know: HTTP, how the log stores records, or any business rule (effects of events
 //! come from `domain`).

@@ -38,9 +38,11 @@ pub trait Projection: Default + Serialize + DeserializeOwned + Send + Sync + 'st
 pub struct ProjectorConfig {
     /// Records read, decoded and applied per write-lock acquisition.
     pub batch_size: usize,
-    /// Take a snapshot once the model is this many positions past the last one, checked
-    /// whenever the projector has caught up with the head it saw (so a long catch-up takes
-    /// one snapshot at its end instead of many ever-larger ones on the way).
+    /// Take a snapshot once the model is this many positions past the last one, when the
+    /// projector has caught up with the head it saw (so a long catch-up takes one snapshot at
+    /// its end instead of many ever-larger ones on the way), or once it is four times as many
+    /// past under a load that never lets it catch up. The runner stops applying while it
+    /// encodes a snapshot (readers carry on), so this trades restart time against pauses.
     pub snapshot_every: u64,
 }
 
@@ -129,7 +131,7 @@ impl<M: Projection> Shared<M> {
 
     fn snapshot_blocking(&self) -> Result<Option<SnapshotInfo>, ProjectionError> {
         let mut last = self.last_snapshot.lock().expect("snapshot lock poisoned");
-        // A read lock keeps readers going while the model is encoded; only the applier waits.
+        // A read lock keeps readers going while the model is encoded; an applier waits.
         let (position, bytes) = {
             let state = self.state.read().expect("projection lock poisoned");
             if state.position == *last {

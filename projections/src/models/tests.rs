@@ -599,3 +599,26 @@ async fn a_write_is_visible_once_wait_for_returns() {
     stop.send(()).expect("runner alive");
     runner.await.expect("task").expect("runner");
 }
+
+#[test]
+fn a_snapshot_round_trips_the_read_models() {
+    let mut world = World::new(SEEDS[0]);
+    let models = models_of(&world.events(2_000));
+    let bytes = crate::snapshot::encode(ReadModels::SCHEMA, &models).expect("encode");
+    let back: ReadModels = crate::snapshot::decode(&bytes, ReadModels::SCHEMA).expect("decode");
+    assert!(back == models);
+    assert!(crate::snapshot::decode::<ReadModels>(&bytes, ReadModels::SCHEMA + 1).is_err());
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn indexes_match_the_state_for_any_history(seed in proptest::prelude::any::<u64>(), n in 0usize..1_500) {
+        let mut world = World::new(seed);
+        let models = models_of(&world.events(n));
+        let (all, owners) = expected_indexes(&models.state);
+        proptest::prop_assert_eq!(&models.all, &all);
+        proptest::prop_assert_eq!(&models.owners, &owners);
+    }
+}

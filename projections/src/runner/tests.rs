@@ -343,3 +343,33 @@ async fn rebuild_reports_progress_and_ignores_snapshots() {
     assert_eq!(events, [32, 64, 75]);
     assert!(reports.iter().all(|p| p.target == head));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_undecodable_event_stops_the_running_projector() {
+    let fx = Fixture::new();
+    let head = append_values(&fx.log, 0, 10).await;
+    let projector = fx.projector(small_batches());
+    let handle = projector.handle();
+    let runner = tokio::spawn(projector.run(std::future::pending()));
+    handle.wait_for(head).await.unwrap();
+    let bad = fx
+        .log
+        .append(AppendRequest {
+            stream: "bad".to_owned(),
+            expected: ExpectedVersion::Any,
+            events: vec![event("ten_a", Vec::new())],
+            idempotency_key: None,
+        })
+        .await
+        .unwrap();
+    let err = runner.await.unwrap().unwrap_err();
+    assert!(
+        matches!(err, ProjectionError::Decode { position, .. } if position == bad.last),
+        "{err:?}"
+    );
+    assert!(matches!(
+        handle.wait_for(bad.last).await,
+        Err(ProjectionError::Halted { .. })
+    ));
+    assert_eq!(*handle.read(), expected_tally(0..10));
+}
