@@ -17,6 +17,7 @@ pub mod commands;
 mod decide;
 mod error;
 pub mod events;
+pub mod filter;
 pub mod ids;
 pub mod model;
 pub mod resolution;
