@@ -16,6 +16,7 @@ use domain::model::{
     Admin, Device, EmailSettings, Job, Policy, ProtectedItem, Schedule, ServerSettings, Tenant,
     User, Vault,
 };
+use domain::resolution::{self, EffectivePolicy};
 use domain::{DecodeError, Event, State};
 use eventlog::Envelope;
 use serde::{Deserialize, Serialize};
@@ -348,12 +349,11 @@ impl ReadModels {
             .and_then(|id| self.policy(scope, id))
     }
 
-    /// The policy enforced on a user: the one its account names, provided it still exists in
-    /// the user's own tenant (a policy never reaches across tenants).
-    pub fn effective_policy(&self, scope: Scope, user: UserId) -> Option<&Policy> {
-        let user = self.user(scope, user)?;
-        let policy = self.state.policy(user.spec.policy?)?;
-        (policy.tenant == user.tenant).then_some(policy)
+    /// The read-only policy a user is held to, resolved by `domain`; `None` for a user
+    /// without a policy or not visible in `scope`.
+    pub fn effective_policy(&self, scope: Scope, user: UserId) -> Option<EffectivePolicy> {
+        self.user(scope, user)?;
+        resolution::effective_policy(&self.state, user)
     }
 
     // --- users, protected items, vaults -------------------------------------------------
@@ -412,6 +412,18 @@ impl ReadModels {
             limit,
             |id| self.state.schedule(id),
         )
+    }
+
+    /// The random delay that applies to runs of one trigger of a schedule (server-wide, else
+    /// the owner's policy, else the trigger's own), resolved by `domain`.
+    pub fn schedule_random_delay(
+        &self,
+        scope: Scope,
+        schedule: ScheduleId,
+        trigger: usize,
+    ) -> Option<u32> {
+        self.schedule(scope, schedule)?;
+        resolution::schedule_random_delay(&self.state, schedule, trigger)
     }
 
     /// A user's schedules by id; empty if the user is not visible in `scope`.

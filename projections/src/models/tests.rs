@@ -171,6 +171,11 @@ fn check_scope(models: &ReadModels, tenant: TenantId) {
         assert_eq!(models.user(scope, user.id).is_some(), mine);
         if !mine {
             assert!(models.effective_policy(scope, user.id).is_none());
+            for schedule in models.user_schedules(root, user.id) {
+                assert!(models
+                    .schedule_random_delay(scope, schedule.id, 0)
+                    .is_none());
+            }
             assert!(models.user_schedules(scope, user.id).is_empty());
             assert!(models.user_devices(scope, user.id).is_empty());
         }
@@ -444,9 +449,10 @@ fn a_transfer_moves_user_devices_and_schedules_but_not_jobs() {
     assert_eq!(models.item(sb, item).map(|(u, _)| u.id), Some(user));
     assert!(models.vault(sa, vault).is_none());
     assert_eq!(
-        models.effective_policy(sb, user).map(|p| p.id),
+        models.effective_policy(sb, user).map(|p| p.policy_id),
         Some(policy_b)
     );
+    assert!(models.effective_policy(sa, user).is_none());
     // History stays where it happened.
     assert_eq!(models.jobs(sa, None, ALL).len(), 1);
     assert!(models.jobs(sb, None, ALL).is_empty());
