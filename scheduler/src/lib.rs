@@ -1,5 +1,21 @@
 //! The scheduler: when each schedule fires next (frequencies, cron, windows, time zones, the
-//! deterministic random delay), the tick loop that dispatches jobs, and missed-job detection.
-//! It reads schedules from the read models and records its decisions as events in the log.
+//! deterministic random delay), the due index a tick takes runs from, and later the tick loop
+//! that dispatches jobs and detects missed ones. It reads schedules from the read models and
+//! records its decisions as events in the log.
 //!
-//! Must not know: HTTP. Time is injected (a clock is passed in), never read directly.
+//! Must not know: HTTP. Time is injected (instants are passed in), never read directly, and
+//! nothing here is random: a run's delay is a hash of stable inputs.
+
+mod delay;
+mod fire;
+mod index;
+mod local;
+mod runs;
+
+#[cfg(test)]
+mod tests;
+
+pub use delay::{random_delay, DelaySources};
+pub use fire::{next_fire, upcoming, FireRule, TriggerError, Upcoming};
+pub use index::{DueIndex, DueRun, ScheduleInput};
+pub use runs::{upcoming_runs, Run};

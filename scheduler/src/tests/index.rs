@@ -1,0 +1,199 @@
+//! The due index driven by a manual clock.
+
+use chrono::{DateTime, Duration, Utc};
+use chrono_tz::Europe::Berlin;
+use chrono_tz::Tz;
+use domain::model::{Frequency, Schedule};
+
+use super::*;
+use crate::{upcoming_runs, DelaySources, DueIndex, DueRun, ScheduleInput};
+
+fn input(schedule: &Schedule, tz: Tz) -> ScheduleInput<'_> {
+    ScheduleInput {
+        schedule,
+        time_zone: tz,
+        delays: DelaySources::default(),
+        handled_until: None,
+    }
+}
+
+fn t(s: &str) -> DateTime<Utc> {
+    s.parse().unwrap()
+}
+
+fn dues(runs: &[DueRun]) -> Vec<String> {
+    runs.iter()
+        .map(|r| format!("{} {}", r.schedule, show(Berlin, r.due)))
+        .collect()
+}
+
+#[test]
+fn takes_what_is_due_and_queues_the_next_run() {
+    let hourly = schedule(1, vec![trigger(Frequency::Hourly { seconds_past: 0 })]);
+    let daily = schedule(
+        2,
+        vec![trigger(Frequency::Daily {
+            seconds_past: 9 * 3600,
+        })],
+    );
+    let start = t("2026-05-04T06:30:00Z");
+    let mut index = DueIndex::load(&[input(&hourly, Berlin), input(&daily, Berlin)], start);
+    assert_eq!(index.len(), 2);
+    assert_eq!(index.next_fire_at(), Some(t("2026-05-04T07:00:00Z")));
+    assert!(index.take_due(t("2026-05-04T06:59:59Z")).is_empty());
+
+    let taken = index.take_due(t("2026-05-04T07:00:00Z"));
+    assert_eq!(
+        dues(&taken),
+        [
+            format!("{} Mon 2026-05-04 09:00:00 +02:00", hourly.id),
+            format!("{} Mon 2026-05-04 09:00:00 +02:00", daily.id),
+        ]
+    );
+    assert!(taken.iter().all(|r| r.fire == r.due && r.delay_secs == 0));
+    assert_eq!(index.pending(daily.id)[0].due, t("2026-05-05T07:00:00Z"));
+    assert_eq!(index.next_fire_at(), Some(t("2026-05-04T08:00:00Z")));
+}
+
+#[test]
+fn after_downtime_every_missed_run_comes_once_in_order() {
+    let hourly = schedule(1, vec![trigger(Frequency::Hourly { seconds_past: 0 })]);
+    let mut index = DueIndex::load(&[input(&hourly, Berlin)], t("2026-05-04T06:30:00Z"));
+    let taken = index.take_due(t("2026-05-04T10:15:00Z"));
+    assert_eq!(
+        taken.iter().map(|r| r.due).collect::<Vec<_>>(),
+        ["07:00", "08:00", "09:00", "10:00"].map(|h| t(&format!("2026-05-04T{h}:00Z")))
+    );
+    assert!(index.take_due(t("2026-05-04T10:15:00Z")).is_empty());
+}
+
+#[test]
+fn resumes_after_what_was_handled_and_never_before_creation() {
+    let mut created_later = schedule(1, vec![trigger(Frequency::Hourly { seconds_past: 0 })]);
+    created_later.created_at = t("2026-05-04T08:30:00Z").timestamp();
+    let resumed = schedule(2, vec![trigger(Frequency::Hourly { seconds_past: 0 })]);
+    let inputs = [
+        input(&created_later, Berlin),
+        ScheduleInput {
+            handled_until: Some(t("2026-05-04T05:00:00Z")),
+            ..input(&resumed, Berlin)
+        },
+    ];
+    let index = DueIndex::load(&inputs, t("2026-05-04T00:00:00Z"));
+    assert_eq!(
+        index.pending(created_later.id)[0].due,
+        t("2026-05-04T09:00:00Z")
+    );
+    assert_eq!(index.pending(resumed.id)[0].due, t("2026-05-04T06:00:00Z"));
+}
+
+#[test]
+fn fire_time_carries_the_effective_delay() {
+    let s = schedule(
+        1,
+        vec![Trigger {
+            random_delay_secs: Some(3600),
+            ..trigger(Frequency::Daily { seconds_past: 0 })
+        }],
+    );
+    let policy = ScheduleInput {
+        delays: DelaySources {
+            server: None,
+            policy: Some(600),
+        },
+        ..input(&s, Berlin)
+    };
+    let mut index = DueIndex::load(&[policy], t("2026-05-04T00:00:00Z"));
+    let run = index.pending(s.id)[0];
+    assert_eq!(
+        run.delay_secs,
+        crate::random_delay(s.user, s.id, run.due, 600)
+    );
+    assert!(run.delay_secs <= 600);
+    assert_eq!(
+        run.fire,
+        run.due + Duration::seconds(i64::from(run.delay_secs))
+    );
+    assert_eq!(
+        upcoming_runs(&policy, t("2026-05-04T00:00:00Z"), 1).unwrap(),
+        [crate::Run {
+            due: run.due,
+            fire: run.fire,
+            delay_secs: run.delay_secs
+        }]
+    );
+    // Not taken before its fire time, even though it is due.
+    if run.delay_secs > 0 {
+        assert!(index.take_due(run.fire - Duration::seconds(1)).is_empty());
+    }
+    assert_eq!(index.take_due(run.fire), [run]);
+}
+
+#[test]
+fn update_and_remove_replace_queued_runs() {
+    let mut s = schedule(1, vec![trigger(Frequency::Hourly { seconds_past: 0 })]);
+    let other = schedule(2, vec![trigger(Frequency::Hourly { seconds_past: 1800 })]);
+    let start = t("2026-05-04T06:10:00Z");
+    let mut index = DueIndex::load(&[input(&s, Berlin), input(&other, Berlin)], start);
+
+    s.spec.triggers = vec![trigger(Frequency::Daily {
+        seconds_past: 12 * 3600,
+    })];
+    index.upsert(&input(&s, Berlin), start).unwrap();
+    assert_eq!(index.len(), 2);
+    let taken = index.take_due(t("2026-05-04T09:59:00Z"));
+    assert!(taken.iter().all(|r| r.schedule == other.id), "{taken:?}");
+    assert_eq!(taken.len(), 4);
+    assert_eq!(index.pending(s.id)[0].due, t("2026-05-04T10:00:00Z"));
+
+    assert!(index.remove(s.id));
+    assert!(!index.remove(s.id));
+    assert!(index.pending(s.id).is_empty());
+    assert!(index
+        .take_due(t("2026-05-04T12:00:00Z"))
+        .iter()
+        .all(|r| r.schedule == other.id));
+
+    let bad = schedule(3, vec![trigger(cron("not cron"))]);
+    assert!(index.upsert(&input(&bad, Berlin), start).is_err());
+    assert_eq!(index.len(), 1);
+}
+
+#[test]
+fn many_updates_keep_the_queue_small() {
+    let mut s = schedule(1, vec![trigger(Frequency::Hourly { seconds_past: 0 })]);
+    let start = t("2026-05-04T06:10:00Z");
+    let mut index = DueIndex::load(&[input(&s, Berlin)], start);
+    for minute in 0..5_000u32 {
+        s.spec.triggers = vec![trigger(Frequency::Hourly {
+            seconds_past: (minute % 60) * 60,
+        })];
+        index.upsert(&input(&s, Berlin), start).unwrap();
+        index.remove(ScheduleId::new(1, 1));
+    }
+    assert!(index.table_bytes() < 200_000, "{}", index.table_bytes());
+    assert_eq!(index.take_due(t("2026-05-04T07:10:00Z")).len(), 1);
+}
+
+#[test]
+fn a_once_trigger_fires_once_and_same_instant_triggers_make_one_run() {
+    let s = schedule(
+        1,
+        vec![
+            trigger(Frequency::Once {
+                at: t("2026-05-04T07:00:00Z").timestamp(),
+            }),
+            trigger(Frequency::Hourly { seconds_past: 0 }),
+        ],
+    );
+    let mut index = DueIndex::load(&[input(&s, Berlin)], t("2026-05-04T06:30:00Z"));
+    let taken = index.take_due(t("2026-05-04T08:00:00Z"));
+    assert_eq!(
+        taken.iter().map(|r| (r.trigger, r.due)).collect::<Vec<_>>(),
+        [
+            (0, t("2026-05-04T07:00:00Z")),
+            (1, t("2026-05-04T08:00:00Z"))
+        ]
+    );
+    assert_eq!(index.pending(s.id).len(), 1);
+}
