@@ -30,6 +30,16 @@ pub struct CommandMeta {
     /// A retried command with the same key (already scoped by the caller, e.g. per tenant)
     /// returns the first result and changes nothing.
     pub idempotency_key: Option<String>,
+    /// Optimistic concurrency (HTTP `If-Match`): the command is decided only if this stream
+    /// is at exactly this version when its turn comes.
+    pub expected_version: Option<ExpectedStream>,
+}
+
+/// A stream version the caller read and expects to still be current.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpectedStream {
+    pub stream: String,
+    pub version: u64,
 }
 
 /// A command that took effect (or had already taken effect, when `replayed`).
@@ -50,6 +60,13 @@ pub enum WriteError {
     Domain(#[from] DomainError),
     #[error("event log: {0}")]
     Log(#[from] AppendError),
+    /// The stream named by [`CommandMeta::expected_version`] moved on since the caller read it.
+    #[error("{stream} is at version {actual}, not {expected}")]
+    VersionMismatch {
+        stream: String,
+        expected: u64,
+        actual: u64,
+    },
     /// The writer stopped, or a failed commit left its state out of step with the log; the
     /// node must be restarted to reload it.
     #[error("the command writer is unavailable")]
@@ -168,6 +185,25 @@ impl Task {
                         appends: Vec::new(),
                         retry_of: Some(first),
                     });
+                    continue;
+                }
+            }
+            if let Some(expected) = &meta.expected_version {
+                // The version as of this point of the round: the log's, plus what commands
+                // decided earlier in the round append to the stream.
+                let actual = versions
+                    .get(&expected.stream)
+                    .copied()
+                    .unwrap_or_else(|| self.log.stream_version(&expected.stream));
+                if actual != expected.version {
+                    answer(
+                        reply,
+                        Err(WriteError::VersionMismatch {
+                            stream: expected.stream.clone(),
+                            expected: expected.version,
+                            actual,
+                        }),
+                    );
                     continue;
                 }
             }

@@ -3,17 +3,18 @@
 
 use std::sync::Arc;
 
-use domain::commands::CreateTenant;
+use domain::commands::{CreateTenant, TenantPatch, UpdateTenant};
 use domain::model::TenantSpec;
 use domain::{Command, DomainError, State, TenantId};
 use eventlog::{EventLog, SledLog};
-use writer::{CommandMeta, ManualClock, WriteError, Writer};
+use writer::{CommandMeta, ExpectedStream, ManualClock, WriteError, Writer};
 
 fn meta(key: Option<&str>) -> CommandMeta {
     CommandMeta {
         actor: "adm_test".into(),
         correlation_id: "corr".into(),
         idempotency_key: key.map(str::to_owned),
+        expected_version: None,
     }
 }
 
@@ -129,4 +130,55 @@ async fn an_idempotency_key_replays_the_first_result_also_after_restart() {
     assert!(replay.replayed);
     assert_eq!(replay.position, first.position);
     assert_eq!(log.head(), 2);
+}
+
+/// `If-Match`: a command naming the stream version it read is refused once another command
+/// moved the stream on, also when both are decided in the same round.
+#[tokio::test]
+async fn an_expected_stream_version_is_checked_within_the_round() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, writer, _task) = start(dir.path());
+    let created = writer.execute(meta(None), create_tenant(1)).await.unwrap();
+    let Some(domain::Event::TenantCreated(e)) = created.events.first() else {
+        panic!("{created:?}");
+    };
+    let tenant = e.tenant_id;
+    let rename = |name: &str, version: u64| {
+        let meta = CommandMeta {
+            expected_version: Some(ExpectedStream {
+                stream: tenant.to_string(),
+                version,
+            }),
+            ..meta(None)
+        };
+        let command: Command = UpdateTenant {
+            tenant_id: tenant,
+            patch: TenantPatch {
+                name: Some(name.to_owned()),
+                ..TenantPatch::default()
+            },
+        }
+        .into();
+        let writer = writer.clone();
+        tokio::spawn(async move { writer.execute(meta, command).await })
+    };
+    // Eight edits all read version 1: exactly one wins, the others see the version it left.
+    let racing: Vec<_> = (0..8).map(|n| rename(&format!("Name {n}"), 1)).collect();
+    let mut won = 0;
+    for r in racing {
+        match r.await.unwrap() {
+            Ok(c) => {
+                assert_eq!(c.events.len(), 1);
+                won += 1;
+            }
+            Err(WriteError::VersionMismatch {
+                expected, actual, ..
+            }) => assert_eq!((expected, actual), (1, 2)),
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    assert_eq!(won, 1);
+    assert_eq!(log.stream_version(&tenant.to_string()), 2);
+    assert!(rename("Again", 2).await.unwrap().is_ok());
+    assert_eq!(log.head(), 3);
 }
