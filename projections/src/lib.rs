@@ -12,6 +12,7 @@
 
 mod error;
 mod models;
+pub mod query;
 mod runner;
 pub mod snapshot;
 #[cfg(test)]
@@ -20,6 +21,7 @@ mod testkit;
 mod timing;
 
 pub use error::ProjectionError;
+pub use models::reports::{Activity, DayStats, DayWorst, TenantDay, ACTIVITY_DAYS};
 pub use models::{ReadModels, Scope};
 pub use runner::{
     rebuild, CaughtUp, Projection, ProjectionHandle, Projector, ProjectorConfig, ReadGuard,

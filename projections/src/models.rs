@@ -122,11 +122,13 @@ pub struct ReadModels {
     all: Index,
     /// One partition per owner (`root` owns top-level admins, for instance).
     owners: HashMap<TenantRef, Index>,
+    job_indexes: search::JobIndexes,
+    reports: reports::Reports,
 }
 
 impl Projection for ReadModels {
     const NAME: &'static str = "read_models";
-    const SCHEMA: u32 = 1;
+    const SCHEMA: u32 = 2;
 
     type Event = Event;
     type Error = DecodeError;
@@ -145,6 +147,7 @@ impl ReadModels {
     /// Applies one event: `domain` evolves the aggregates, then every row the event may have
     /// created, moved or removed is re-indexed from what the state now says.
     pub fn apply_event(&mut self, event: &Event) {
+        let job = self.job_before(event);
         match self.touched(event) {
             Touched::None => self.state.apply(event),
             Touched::One(key) => {
@@ -160,6 +163,7 @@ impl ReadModels {
                 }
             }
         }
+        self.job_after(job);
     }
 
     fn touched(&self, event: &Event) -> Touched {
@@ -522,5 +526,7 @@ fn page<'a, K: Ord + Copy, T: 'a>(
         .collect()
 }
 
+pub(crate) mod reports;
+pub(crate) mod search;
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,320 @@
+//! Report read models: per tenant and UTC day (of a job's start), job counts by status and
+//! classification and bytes moved; per user and per device, the worst status of each day.
+//! Kept by the same hook as the search indexes, so a job that finishes moves from "running"
+//! to its final status in every count.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::Hash;
+
+use domain::ids::{DeviceId, JobId, TenantRef, UserId};
+use domain::model::{Classification, Job, JobStatus};
+use serde::{Deserialize, Serialize};
+
+use super::search::JobFacts;
+use super::{ReadModels, Scope};
+
+const STATUSES: usize = JobStatus::ALL.len();
+const CLASSIFICATIONS: usize = Classification::ALL.len();
+
+/// Days in an activity summary, today included.
+pub const ACTIVITY_DAYS: usize = 10;
+
+/// The UTC day a Unix time falls on, as days since 1970-01-01.
+pub fn day_of(unix_secs: i64) -> i64 {
+    unix_secs.div_euclid(86_400)
+}
+
+fn status_index(status: JobStatus) -> usize {
+    JobStatus::ALL
+        .iter()
+        .position(|s| *s == status)
+        .unwrap_or(0)
+}
+
+/// How bad a status is, for "worst status of the day": success < running < skipped <
+/// cancelled < warning < missed < timeout < quota exceeded < abandoned < error.
+pub fn severity(status: JobStatus) -> u8 {
+    match status {
+        JobStatus::Success => 0,
+        JobStatus::Running
+        | JobStatus::RunningRevived
+        | JobStatus::WaitingToRetry
+        | JobStatus::NotYetStarted => 1,
+        JobStatus::Skipped => 2,
+        JobStatus::Cancelled => 3,
+        JobStatus::Warning => 4,
+        JobStatus::Missed => 5,
+        JobStatus::Timeout => 6,
+        JobStatus::QuotaExceeded => 7,
+        JobStatus::Abandoned => 8,
+        JobStatus::Error => 9,
+    }
+}
+
+/// One tenant's jobs that started on one UTC day.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DayStats {
+    pub jobs: u64,
+    pub upload_bytes: u64,
+    pub download_bytes: u64,
+    statuses: [u64; STATUSES],
+    classifications: [u64; CLASSIFICATIONS],
+}
+
+impl DayStats {
+    pub fn status_count(&self, status: JobStatus) -> u64 {
+        self.statuses[status_index(status)]
+    }
+
+    pub fn classification_count(&self, classification: Classification) -> u64 {
+        Classification::ALL
+            .iter()
+            .position(|c| *c == classification)
+            .map_or(0, |i| self.classifications[i])
+    }
+
+    /// Statuses with at least one job, in code order.
+    pub fn by_status(&self) -> impl Iterator<Item = (JobStatus, u64)> + '_ {
+        JobStatus::ALL
+            .iter()
+            .zip(self.statuses)
+            .filter(|(_, n)| *n > 0)
+            .map(|(s, n)| (*s, n))
+    }
+
+    /// Classifications with at least one job, in code order.
+    pub fn by_classification(&self) -> impl Iterator<Item = (Classification, u64)> + '_ {
+        Classification::ALL
+            .iter()
+            .zip(self.classifications)
+            .filter(|(_, n)| *n > 0)
+            .map(|(c, n)| (*c, n))
+    }
+
+    /// Adds `other` into `self` (to group days or tenants together).
+    pub fn merge(&mut self, other: &DayStats) {
+        self.jobs += other.jobs;
+        self.upload_bytes += other.upload_bytes;
+        self.download_bytes += other.download_bytes;
+        for (a, b) in self.statuses.iter_mut().zip(other.statuses) {
+            *a += b;
+        }
+        for (a, b) in self.classifications.iter_mut().zip(other.classifications) {
+            *a += b;
+        }
+    }
+
+    fn add(&mut self, f: &JobFacts, sign: i64) {
+        let apply = |n: &mut u64, by: u64| {
+            *n = if sign > 0 {
+                n.saturating_add(by)
+            } else {
+                n.saturating_sub(by)
+            }
+        };
+        apply(&mut self.jobs, 1);
+        apply(&mut self.upload_bytes, f.upload);
+        apply(&mut self.download_bytes, f.download);
+        apply(&mut self.statuses[status_index(f.status)], 1);
+        if let Some(i) = Classification::ALL
+            .iter()
+            .position(|c| *c == f.classification)
+        {
+            apply(&mut self.classifications[i], 1);
+        }
+    }
+}
+
+/// Jobs per status of one subject (user or device) on one day.
+type StatusCounts = [u32; STATUSES];
+
+/// Per subject, per owning tenant (a transferred user's old jobs stay with the old tenant),
+/// per day.
+type Days<K> = HashMap<K, HashMap<TenantRef, BTreeMap<i64, StatusCounts>>>;
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Reports {
+    days: HashMap<TenantRef, BTreeMap<i64, DayStats>>,
+    user_days: Days<UserId>,
+    device_days: Days<DeviceId>,
+}
+
+fn count<K: Eq + Hash>(days: &mut Days<K>, key: K, f: &JobFacts, add: bool) {
+    let per_tenant = days.entry(key).or_default();
+    let per_day = per_tenant.entry(f.tenant).or_default();
+    let counts = per_day.entry(day_of(f.start)).or_insert([0; STATUSES]);
+    let n = &mut counts[status_index(f.status)];
+    *n = if add { *n + 1 } else { n.saturating_sub(1) };
+    if counts.iter().all(|n| *n == 0) {
+        per_day.remove(&day_of(f.start));
+        if per_day.is_empty() {
+            per_tenant.remove(&f.tenant);
+        }
+    }
+}
+
+fn prune<K: Eq + Hash>(days: &mut Days<K>, key: K) {
+    if days.get(&key).is_some_and(HashMap::is_empty) {
+        days.remove(&key);
+    }
+}
+
+impl Reports {
+    pub(crate) fn refile(&mut self, before: Option<&JobFacts>, after: Option<&JobFacts>) {
+        for (facts, add) in [(before, false), (after, true)] {
+            let Some(f) = facts else { continue };
+            let per_day = self.days.entry(f.tenant).or_default();
+            let day = per_day.entry(day_of(f.start)).or_default();
+            day.add(f, if add { 1 } else { -1 });
+            if day.jobs == 0 {
+                per_day.remove(&day_of(f.start));
+                if per_day.is_empty() {
+                    self.days.remove(&f.tenant);
+                }
+            }
+            count(&mut self.user_days, f.user, f, add);
+            prune(&mut self.user_days, f.user);
+            if let Some(device) = f.device {
+                count(&mut self.device_days, device, f, add);
+                prune(&mut self.device_days, device);
+            }
+        }
+    }
+}
+
+/// A tenant's statistics for one UTC day.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TenantDay<'a> {
+    pub tenant: TenantRef,
+    /// Days since 1970-01-01 (UTC); the day starts at `day * 86400`.
+    pub day: i64,
+    pub stats: &'a DayStats,
+}
+
+/// The worst status among the jobs that started on one day, `None` for a day without jobs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DayWorst {
+    pub day: i64,
+    pub worst: Option<JobStatus>,
+}
+
+/// A user's or device's recent history.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Activity<'a> {
+    /// The job that started last.
+    pub last_job: Option<&'a Job>,
+    /// The successful job that started last.
+    pub last_success: Option<&'a Job>,
+    /// Today (the day of `now`) first, then the days before it.
+    pub days: [DayWorst; ACTIVITY_DAYS],
+}
+
+fn worst<K: Eq + Hash>(
+    days: &Days<K>,
+    key: &K,
+    scope: Scope,
+    today: i64,
+) -> [DayWorst; ACTIVITY_DAYS] {
+    let mut out = [DayWorst {
+        day: 0,
+        worst: None,
+    }; ACTIVITY_DAYS];
+    for (i, slot) in out.iter_mut().enumerate() {
+        slot.day = today - i as i64;
+    }
+    let Some(per_tenant) = days.get(key) else {
+        return out;
+    };
+    for (tenant, per_day) in per_tenant {
+        if !scope.admits(*tenant) {
+            continue;
+        }
+        for (day, counts) in per_day.range(today - ACTIVITY_DAYS as i64 + 1..=today) {
+            let slot = &mut out[(today - day) as usize];
+            for (status, n) in JobStatus::ALL.iter().zip(counts) {
+                if *n > 0 && slot.worst.is_none_or(|w| severity(*status) > severity(w)) {
+                    slot.worst = Some(*status);
+                }
+            }
+        }
+    }
+    out
+}
+
+impl ReadModels {
+    /// Day statistics of the tenants visible in `scope` for the days starting in
+    /// `[from, to)` (Unix seconds), by tenant then day.
+    pub fn job_stats(&self, scope: Scope, from: i64, to: i64) -> Vec<TenantDay<'_>> {
+        let (first, last) = (day_of(from), day_of(to.saturating_sub(1)));
+        let mut tenants: Vec<&TenantRef> = self
+            .reports
+            .days
+            .keys()
+            .filter(|t| scope.admits(**t))
+            .collect();
+        tenants.sort_unstable_by_key(|t| t.to_string());
+        let mut out = Vec::new();
+        if from >= to {
+            return out;
+        }
+        for tenant in tenants {
+            for (day, stats) in self.reports.days[tenant].range(first..=last) {
+                out.push(TenantDay {
+                    tenant: *tenant,
+                    day: *day,
+                    stats,
+                });
+            }
+        }
+        out
+    }
+
+    /// A user's last job, last success and worst status of each of the last
+    /// [`ACTIVITY_DAYS`] days up to `now`, counting only jobs of tenants `scope` sees.
+    pub fn user_activity(&self, scope: Scope, user: UserId, now: i64) -> Option<Activity<'_>> {
+        self.user(scope, user)?;
+        let lists = self.job_indexes.user_lists(scope, user);
+        Some(self.activity(lists, &self.reports.user_days, &user, scope, now))
+    }
+
+    /// The same for a device.
+    pub fn device_activity(
+        &self,
+        scope: Scope,
+        device: DeviceId,
+        now: i64,
+    ) -> Option<Activity<'_>> {
+        self.device(scope, device)?;
+        let lists = self.job_indexes.device_lists(scope, device);
+        Some(self.activity(lists, &self.reports.device_days, &device, scope, now))
+    }
+
+    fn activity<K: Eq + Hash>(
+        &self,
+        lists: Vec<&std::collections::BTreeSet<(i64, JobId)>>,
+        days: &Days<K>,
+        key: &K,
+        scope: Scope,
+        now: i64,
+    ) -> Activity<'_> {
+        let latest = |success: bool| {
+            lists
+                .iter()
+                .filter_map(|list| {
+                    list.iter()
+                        .rev()
+                        .filter_map(|(_, id)| self.state.job(*id))
+                        .find(|job| !success || job.status == JobStatus::Success)
+                })
+                .max_by_key(|job| (job.started_at, job.id))
+        };
+        Activity {
+            last_job: latest(false),
+            last_success: latest(true),
+            days: worst(days, key, scope, day_of(now)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
