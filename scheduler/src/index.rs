@@ -1,10 +1,18 @@
-//! The due index: every schedule trigger's next run, ordered by fire time, so a tick costs
-//! in proportion to the runs it takes, not to the number of schedules.
+//! The due index: every schedule trigger's next run, so a tick costs in proportion to the
+//! runs it takes, not to the number of schedules.
 //!
-//! A binary heap of `(fire, slot, generation)` keys orders the runs; trigger state lives in a
-//! slot vector. Updates and removals do not search the heap: they bump the slot's generation,
-//! which turns its queued key stale, and stale keys are dropped when they surface (or in one
-//! pass when they outnumber the live ones).
+//! Two heaps. The first holds one `(due, slot, generation)` key per trigger, ordered by due
+//! time; trigger state lives in a slot vector. When a run falls due it moves to the second
+//! heap, ordered by fire time (due plus the random delay), and the trigger's next run takes
+//! its place in the first. Runs cannot be ordered by fire time from the start: a delay may be
+//! longer than a trigger's period, so a later run can fire before an earlier one, and one key
+//! per trigger would hold it back. Every run fires at or after its due time, so by the time a
+//! fire time is reached its run has moved to the second heap.
+//!
+//! Updates and removals do not search the first heap: they bump the slot's generation, which
+//! turns its queued key stale; stale keys are dropped when they surface, or in one pass when
+//! they outnumber the live ones. A run in the second heap is dropped if its schedule has been
+//! removed by the time it fires, and kept if the schedule was only updated.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -16,7 +24,7 @@ use domain::ids::{ScheduleId, UserId};
 use domain::model::Schedule;
 
 use crate::delay::{delay_secs, DelaySources};
-use crate::fire::{FireRule, TriggerError};
+use crate::fire::{parse_cron, FireRule, TriggerError};
 
 /// What the index needs to know about one schedule besides the schedule itself.
 #[derive(Clone, Copy, Debug)]
@@ -36,7 +44,7 @@ pub struct DueRun {
     pub schedule: ScheduleId,
     pub user: UserId,
     /// Index of the trigger in the schedule's spec; when several triggers are due at the same
-    /// instant the run is taken once, with the lowest index.
+    /// instant the run is taken once, from the trigger whose delay is shortest.
     pub trigger: usize,
     pub due: DateTime<Utc>,
     pub fire: DateTime<Utc>,
@@ -45,9 +53,20 @@ pub struct DueRun {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Queued {
-    fire: i64,
+    due: i64,
     slot: u32,
     generation: u32,
+}
+
+/// A run that is due and waits for its fire time. Self-contained, so that it outlives an
+/// update of its schedule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Delayed {
+    fire: i64,
+    due: i64,
+    schedule: ScheduleId,
+    user: UserId,
+    trigger: u16,
 }
 
 const NO_SLOT: u32 = u32::MAX;
@@ -58,21 +77,42 @@ struct Slot {
     schedule: ScheduleId,
     user: UserId,
     rule: FireRule,
+    /// The next due instant, meaningful while `queued`.
     due: i64,
-    fire: i64,
-    /// Bumped whenever `due`/`fire` change or the slot is freed; a queued key is live only
-    /// while its generation matches.
+    /// Bumped when the slot is freed; a queued key is live only while its generation matches.
     generation: u32,
     /// The schedule's next trigger slot, [`NO_SLOT`] at the end of the chain.
     next_slot: u32,
+    /// The schedule's first trigger slot.
+    head: u32,
     time_zone: Tz,
     /// At most 18000, so it fits.
     max_delay: u16,
     trigger: u16,
+    /// Whether the trigger has a next run (a once trigger that fired has none).
     queued: bool,
 }
 
-/// Every schedule trigger's next (due, fire) instants.
+impl Slot {
+    fn key(&self, slot: u32) -> Queued {
+        Queued {
+            due: self.due,
+            slot,
+            generation: self.generation,
+        }
+    }
+
+    fn delay(&self) -> u32 {
+        delay_secs(
+            self.user,
+            self.schedule,
+            self.due,
+            u32::from(self.max_delay),
+        )
+    }
+}
+
+/// Every schedule trigger's next run, and the runs that are due but not yet fired.
 #[derive(Debug, Default)]
 pub struct DueIndex {
     slots: Vec<Slot>,
@@ -80,7 +120,9 @@ pub struct DueIndex {
     /// Each schedule's first trigger slot.
     schedules: HashMap<ScheduleId, u32>,
     queue: BinaryHeap<Reverse<Queued>>,
+    /// Live keys in `queue`.
     queued: usize,
+    delayed: BinaryHeap<Reverse<Delayed>>,
     /// Parsed cron expressions, shared by every trigger that uses the same one.
     crons: HashMap<String, Arc<cron::Schedule>>,
 }
@@ -123,7 +165,8 @@ impl DueIndex {
     }
 
     /// Adds a schedule or replaces its triggers, with runs due strictly after its
-    /// `handled_until`, or else after `after`. On error the index is unchanged.
+    /// `handled_until`, or else after `after`. Runs already due and waiting for their fire
+    /// time stay. On error the index is unchanged.
     pub fn upsert(
         &mut self,
         input: &ScheduleInput<'_>,
@@ -141,7 +184,8 @@ impl DueIndex {
         Ok(())
     }
 
-    /// Forgets a schedule; `false` if it was not there.
+    /// Forgets a schedule, including its runs that are due but not yet fired; `false` if it
+    /// was not there.
     pub fn remove(&mut self, schedule: ScheduleId) -> bool {
         let Some(mut slot) = self.schedules.remove(&schedule) else {
             return false;
@@ -162,88 +206,94 @@ impl DueIndex {
 
     /// Takes every run whose fire time is at or before `now`, in fire-time order, and queues
     /// each trigger's following run (due strictly after the taken one, so a trigger that fell
-    /// behind yields every run it missed, in order, and never one twice).
+    /// behind yields every run it missed, and never one twice).
     pub fn take_due(&mut self, now: DateTime<Utc>) -> Vec<DueRun> {
         let now = now.timestamp();
-        let mut runs = Vec::new();
         while let Some(&Reverse(head)) = self.queue.peek() {
-            if head.fire > now {
+            if head.due > now {
                 break;
             }
             self.queue.pop();
-            let s = &mut self.slots[head.slot as usize];
+            let s = &self.slots[head.slot as usize];
             if !s.queued || s.generation != head.generation {
                 continue;
             }
-            let (due, fire) = (s.due, s.fire);
-            runs.push((s.schedule, s.user, s.trigger, due, fire));
-            match next_run(&s.rule, s.time_zone, s.user, s.schedule, s.max_delay, due) {
-                Some((due, fire)) => {
-                    s.due = due;
-                    s.fire = fire;
-                    s.generation = s.generation.wrapping_add(1);
-                    self.queue.push(Reverse(s.key(head.slot)));
-                }
-                None => {
-                    s.queued = false;
-                    self.queued -= 1;
+            let mut run = Delayed {
+                fire: s.due + i64::from(s.delay()),
+                due: s.due,
+                schedule: s.schedule,
+                user: s.user,
+                trigger: s.trigger,
+            };
+            let (first, single) = (s.head, s.head == head.slot && s.next_slot == NO_SLOT);
+            self.advance(head.slot);
+            if !single {
+                // Other triggers of the schedule due at the same instant are the same run.
+                let mut slot = first;
+                while slot != NO_SLOT {
+                    let other = &self.slots[slot as usize];
+                    let next = other.next_slot;
+                    if other.queued && other.due == run.due {
+                        let fire = other.due + i64::from(other.delay());
+                        if fire < run.fire {
+                            run.fire = fire;
+                            run.trigger = other.trigger;
+                        }
+                        self.advance(slot);
+                    }
+                    slot = next;
                 }
             }
+            self.delayed.push(Reverse(run));
         }
-        // Two triggers of one schedule due at the same instant are one run (its delay is the
-        // same too, being a function of schedule and due instant).
-        runs.sort_unstable_by_key(|&(schedule, _, trigger, due, _)| (schedule, due, trigger));
-        runs.dedup_by_key(|&mut (schedule, _, _, due, _)| (schedule, due));
-        runs.sort_unstable_by_key(|&(schedule, _, _, due, fire)| (fire, due, schedule));
-        runs.into_iter()
-            .filter_map(|(schedule, user, trigger, due, fire)| {
-                Some(DueRun {
-                    schedule,
-                    user,
-                    trigger: usize::from(trigger),
-                    due: DateTime::from_timestamp(due, 0)?,
-                    fire: DateTime::from_timestamp(fire, 0)?,
-                    delay_secs: u32::try_from(fire - due).ok()?,
-                })
-            })
-            .collect()
+        let mut runs = Vec::new();
+        while let Some(&Reverse(run)) = self.delayed.peek() {
+            if run.fire > now {
+                break;
+            }
+            self.delayed.pop();
+            if self.schedules.contains_key(&run.schedule) {
+                runs.extend(due_run(run));
+            }
+        }
+        runs
     }
 
-    /// The earliest queued fire time: when the next tick has work.
-    pub fn next_fire_at(&mut self) -> Option<DateTime<Utc>> {
+    /// The earliest instant at which [`DueIndex::take_due`] may have work: the next due
+    /// time or the next fire time of a run already due.
+    pub fn next_wake(&mut self) -> Option<DateTime<Utc>> {
         while let Some(&Reverse(head)) = self.queue.peek() {
             let s = &self.slots[head.slot as usize];
             if s.queued && s.generation == head.generation {
-                return DateTime::from_timestamp(head.fire, 0);
+                break;
             }
             self.queue.pop();
         }
-        None
+        let due = self.queue.peek().map(|Reverse(q)| q.due);
+        let fire = self.delayed.peek().map(|Reverse(d)| d.fire);
+        let wake = match (due, fire) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b)?,
+        };
+        DateTime::from_timestamp(wake, 0)
     }
 
-    /// The queued run of each trigger of `schedule` (none for a trigger that will not fire
-    /// again), in trigger order.
+    /// The next run of each trigger of `schedule` that is not yet due (none for a trigger
+    /// that will not fire again), in trigger order.
     pub fn pending(&self, schedule: ScheduleId) -> Vec<DueRun> {
         let mut runs = Vec::new();
-        let mut slot = self.schedules.get(&schedule).copied().unwrap_or(NO_SLOT);
-        while slot != NO_SLOT {
-            let s = &self.slots[slot as usize];
+        let first = self.schedules.get(&schedule).copied().unwrap_or(NO_SLOT);
+        self.chain(first, |_, s| {
             if s.queued {
-                runs.extend(
-                    DateTime::from_timestamp(s.due, 0)
-                        .zip(DateTime::from_timestamp(s.fire, 0))
-                        .map(|(due, fire)| DueRun {
-                            schedule: s.schedule,
-                            user: s.user,
-                            trigger: usize::from(s.trigger),
-                            due,
-                            fire,
-                            delay_secs: (s.fire - s.due) as u32,
-                        }),
-                );
+                runs.extend(due_run(Delayed {
+                    fire: s.due + i64::from(s.delay()),
+                    due: s.due,
+                    schedule: s.schedule,
+                    user: s.user,
+                    trigger: s.trigger,
+                }));
             }
-            slot = s.next_slot;
-        }
+        });
         runs
     }
 
@@ -263,6 +313,7 @@ impl DueIndex {
         self.slots.capacity() * size_of::<Slot>()
             + self.free.capacity() * size_of::<u32>()
             + self.queue.capacity() * size_of::<Reverse<Queued>>()
+            + self.delayed.capacity() * size_of::<Reverse<Delayed>>()
             // hashbrown: one control byte per bucket, buckets = capacity * 8 / 7.
             + self.schedules.capacity() * 8 / 7 * (size_of::<(ScheduleId, u32)>() + 1)
     }
@@ -278,7 +329,7 @@ impl DueIndex {
                     if let Some(parsed) = crons.get(expr) {
                         return Ok(Arc::clone(parsed));
                     }
-                    let parsed = crate::fire::parse_cron(expr)?;
+                    let parsed = parse_cron(expr)?;
                     crons.insert(expr.to_owned(), Arc::clone(&parsed));
                     Ok(parsed)
                 })
@@ -286,6 +337,8 @@ impl DueIndex {
             .collect()
     }
 
+    /// Stores a schedule's triggers with their first runs, without queueing them; returns the
+    /// first slot of its chain.
     fn insert(
         &mut self,
         input: &ScheduleInput<'_>,
@@ -301,34 +354,27 @@ impl DueIndex {
             .max(schedule.created_at - 1);
         let mut first = NO_SLOT;
         // Built back to front so each slot can point at the next trigger's.
-        for (index, (trigger, rule)) in schedule.spec.triggers.iter().zip(rules).enumerate().rev() {
-            let max_delay = input.delays.max_for(trigger) as u16;
-            let next = next_run(
-                &rule,
-                input.time_zone,
-                schedule.user,
-                schedule.id,
-                max_delay,
-                after,
-            );
+        let triggers = schedule.spec.triggers.iter().zip(rules).enumerate().rev();
+        for (index, (trigger, rule)) in triggers {
+            let next = rule.next_secs(input.time_zone, after);
             let slot = Slot {
                 schedule: schedule.id,
                 user: schedule.user,
+                due: next.unwrap_or(0),
+                queued: next.is_some(),
                 rule,
-                due: next.map_or(0, |(due, _)| due),
-                fire: next.map_or(0, |(_, fire)| fire),
                 generation: 0,
                 next_slot: first,
+                head: NO_SLOT,
                 time_zone: input.time_zone,
-                max_delay,
+                max_delay: input.delays.max_for(trigger) as u16,
                 trigger: index as u16,
-                queued: next.is_some(),
             };
             first = match self.free.pop() {
                 Some(free) => {
                     let old = &mut self.slots[free as usize];
                     *old = Slot {
-                        generation: old.generation.wrapping_add(1),
+                        generation: old.generation,
                         ..slot
                     };
                     free
@@ -339,8 +385,29 @@ impl DueIndex {
                 }
             };
         }
+        let mut slot = first;
+        while slot != NO_SLOT {
+            let s = &mut self.slots[slot as usize];
+            s.head = first;
+            slot = s.next_slot;
+        }
         self.schedules.insert(schedule.id, first);
         first
+    }
+
+    /// Moves a queued slot to its run after the current one.
+    fn advance(&mut self, slot: u32) {
+        let s = &mut self.slots[slot as usize];
+        match s.rule.next_secs(s.time_zone, s.due) {
+            Some(due) => {
+                s.due = due;
+                self.queue.push(Reverse(s.key(slot)));
+            }
+            None => {
+                s.queued = false;
+                self.queued -= 1;
+            }
+        }
     }
 
     fn chain(&self, first: u32, mut each: impl FnMut(u32, &Slot)) {
@@ -363,28 +430,13 @@ impl DueIndex {
     }
 }
 
-impl Slot {
-    fn key(&self, slot: u32) -> Queued {
-        Queued {
-            fire: self.fire,
-            slot,
-            generation: self.generation,
-        }
-    }
-}
-
-/// The run after `after`: its due instant and its fire instant (due plus the random delay).
-fn next_run(
-    rule: &FireRule,
-    tz: Tz,
-    user: UserId,
-    schedule: ScheduleId,
-    max_delay: u16,
-    after: i64,
-) -> Option<(i64, i64)> {
-    let due = rule.next_secs(tz, after)?;
-    Some((
-        due,
-        due + i64::from(delay_secs(user, schedule, due, u32::from(max_delay))),
-    ))
+fn due_run(run: Delayed) -> Option<DueRun> {
+    Some(DueRun {
+        schedule: run.schedule,
+        user: run.user,
+        trigger: usize::from(run.trigger),
+        due: DateTime::from_timestamp(run.due, 0)?,
+        fire: DateTime::from_timestamp(run.fire, 0)?,
+        delay_secs: u32::try_from(run.fire - run.due).ok()?,
+    })
 }

@@ -38,15 +38,18 @@ pub fn upcoming_runs(
             after = due;
         }
     }
-    // Equal dues carry equal delays only if their maxima agree; the first trigger's wins,
-    // as in the due index.
-    dues.sort_by_key(|&(due, _)| due);
-    dues.dedup_by_key(|&mut (due, _)| due);
-    Ok(dues
+    // Triggers due at the same instant make one run, the one that fires first, as in the
+    // due index.
+    let mut runs: Vec<(i64, u32)> = dues
+        .into_iter()
+        .map(|(due, max)| (due, delay_secs(schedule.user, schedule.id, due, max)))
+        .collect();
+    runs.sort_unstable();
+    runs.dedup_by_key(|&mut (due, _)| due);
+    Ok(runs
         .into_iter()
         .take(count)
-        .filter_map(|(due, max)| {
-            let delay = delay_secs(schedule.user, schedule.id, due, max);
+        .filter_map(|(due, delay)| {
             Some(Run {
                 due: DateTime::from_timestamp(due, 0)?,
                 fire: DateTime::from_timestamp(due + i64::from(delay), 0)?,

@@ -39,7 +39,7 @@ fn takes_what_is_due_and_queues_the_next_run() {
     let start = t("2026-05-04T06:30:00Z");
     let mut index = DueIndex::load(&[input(&hourly, Berlin), input(&daily, Berlin)], start);
     assert_eq!(index.len(), 2);
-    assert_eq!(index.next_fire_at(), Some(t("2026-05-04T07:00:00Z")));
+    assert_eq!(index.next_wake(), Some(t("2026-05-04T07:00:00Z")));
     assert!(index.take_due(t("2026-05-04T06:59:59Z")).is_empty());
 
     let taken = index.take_due(t("2026-05-04T07:00:00Z"));
@@ -52,7 +52,7 @@ fn takes_what_is_due_and_queues_the_next_run() {
     );
     assert!(taken.iter().all(|r| r.fire == r.due && r.delay_secs == 0));
     assert_eq!(index.pending(daily.id)[0].due, t("2026-05-05T07:00:00Z"));
-    assert_eq!(index.next_fire_at(), Some(t("2026-05-04T08:00:00Z")));
+    assert_eq!(index.next_wake(), Some(t("2026-05-04T08:00:00Z")));
 }
 
 #[test]
@@ -189,11 +189,124 @@ fn a_once_trigger_fires_once_and_same_instant_triggers_make_one_run() {
     let mut index = DueIndex::load(&[input(&s, Berlin)], t("2026-05-04T06:30:00Z"));
     let taken = index.take_due(t("2026-05-04T08:00:00Z"));
     assert_eq!(
-        taken.iter().map(|r| (r.trigger, r.due)).collect::<Vec<_>>(),
-        [
-            (0, t("2026-05-04T07:00:00Z")),
-            (1, t("2026-05-04T08:00:00Z"))
-        ]
+        taken.iter().map(|r| r.due).collect::<Vec<_>>(),
+        [t("2026-05-04T07:00:00Z"), t("2026-05-04T08:00:00Z")]
     );
     assert_eq!(index.pending(s.id).len(), 1);
+}
+
+#[test]
+fn same_instant_triggers_with_different_delays_fire_once_at_the_earlier_time() {
+    let with_delay = |max| Trigger {
+        random_delay_secs: Some(max),
+        ..trigger(Frequency::Daily { seconds_past: 0 })
+    };
+    let s = schedule(1, vec![with_delay(18_000), with_delay(0)]);
+    let start = t("2026-05-04T00:00:00Z");
+    let mut index = DueIndex::load(&[input(&s, Berlin)], start);
+    let mut taken = Vec::new();
+    for minutes in 0..3 * 24 * 60 {
+        taken.extend(index.take_due(start + Duration::minutes(minutes)));
+    }
+    assert_eq!(taken.len(), 3);
+    assert!(taken.iter().all(|r| r.delay_secs == 0 && r.trigger == 1));
+    let upcoming = upcoming_runs(&input(&s, Berlin), start, 3).unwrap();
+    assert_eq!(
+        upcoming.iter().map(|r| (r.due, r.fire)).collect::<Vec<_>>(),
+        taken.iter().map(|r| (r.due, r.fire)).collect::<Vec<_>>()
+    );
+}
+
+mod model {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn schedules() -> impl Strategy<Value = Vec<(Schedule, Tz, Option<u32>)>> {
+        let frequency = prop_oneof![
+            (0u32..3600).prop_map(|seconds_past| Frequency::Hourly { seconds_past }),
+            (0u32..86_400).prop_map(|seconds_past| Frequency::Daily { seconds_past }),
+            (600u32..20_000)
+                .prop_flat_map(|p| (Just(p), 0..p))
+                .prop_map(|(period_secs, offset_secs)| Frequency::Periodic {
+                    period_secs,
+                    offset_secs
+                }),
+            Just(Frequency::Cron {
+                expr: "0 0/30 * * * *".into()
+            }),
+        ];
+        let t = (frequency, proptest::option::of(0u32..7200)).prop_map(|(f, delay)| Trigger {
+            random_delay_secs: delay,
+            ..trigger(f)
+        });
+        let zone = proptest::sample::select(vec![
+            chrono_tz::Europe::Berlin,
+            chrono_tz::America::New_York,
+            chrono_tz::Australia::Lord_Howe,
+        ]);
+        proptest::collection::vec(
+            (
+                proptest::collection::vec(t, 1..3),
+                zone,
+                proptest::option::of(0u32..3600),
+            ),
+            1..12,
+        )
+        .prop_map(|list| {
+            list.into_iter()
+                .enumerate()
+                .map(|(n, (triggers, tz, policy))| (schedule(n as u128, triggers), tz, policy))
+                .collect()
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Ticking the index with a manual clock yields exactly the runs `upcoming_runs`
+        /// predicts, each in the first tick at or after its fire time, never twice.
+        #[test]
+        fn ticks_deliver_exactly_the_predicted_runs(
+            list in schedules(),
+            start in 1_774_000_000i64..1_800_000_000,
+            steps in proptest::collection::vec(1i64..10_000, 1..40),
+        ) {
+            let start = DateTime::from_timestamp(start, 0).unwrap();
+            let inputs: Vec<_> = list
+                .iter()
+                .map(|(s, tz, policy)| ScheduleInput {
+                    delays: DelaySources { server: None, policy: *policy },
+                    ..input(s, *tz)
+                })
+                .collect();
+            let mut index = DueIndex::load(&inputs, start);
+            let mut now = start;
+            let mut taken = Vec::new();
+            for step in steps {
+                let before = now;
+                now += Duration::seconds(step);
+                let runs = index.take_due(now);
+                for pair in runs.windows(2) {
+                    prop_assert!(pair[0].fire <= pair[1].fire);
+                }
+                for r in &runs {
+                    prop_assert!(r.fire > before && r.fire <= now, "{r:?} taken at {now}");
+                }
+                taken.extend(runs);
+            }
+            let mut predicted = Vec::new();
+            for i in &inputs {
+                for run in upcoming_runs(i, start, 800).unwrap() {
+                    if run.fire <= now {
+                        predicted.push((i.schedule.id, run.due, run.fire));
+                    }
+                }
+            }
+            let mut got: Vec<_> = taken.iter().map(|r| (r.schedule, r.due, r.fire)).collect();
+            got.sort();
+            predicted.sort();
+            prop_assert_eq!(got, predicted);
+        }
+    }
 }
