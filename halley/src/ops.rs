@@ -14,6 +14,7 @@ use projections::{ReadModels, RebuildProgress};
 pub fn verify(data_dir: &Path) -> anyhow::Result<Report> {
     ensure_exists(data_dir)?;
     eventlog::verify::verify_dir(data_dir)
+        .map_err(|e| in_use(data_dir, e))
         .with_context(|| format!("verifying the log in {}", data_dir.display()))
 }
 
@@ -42,6 +43,7 @@ pub async fn rebuild(
     let log = tokio::task::spawn_blocking(move || SledLog::open(&dir))
         .await
         .context("opening the event log")?
+        .map_err(|e| in_use(data_dir, e))
         .with_context(|| format!("opening the event log in {}", data_dir.display()))?;
     let log = Arc::new(log);
     let started = Instant::now();
@@ -66,6 +68,19 @@ pub async fn rebuild(
 
 /// Records per `read_all` during a rebuild: large enough that per-batch overhead vanishes.
 const REBUILD_BATCH: usize = 8192;
+
+/// sled refuses a directory another process has open; say so in the operator's terms.
+fn in_use(data_dir: &Path, error: eventlog::LogError) -> anyhow::Error {
+    // sled reports the lock failure only as text inside an IO error.
+    if error.to_string().contains("could not acquire lock") {
+        anyhow::anyhow!(
+            "{} is in use by another process; stop the halley server first",
+            data_dir.display()
+        )
+    } else {
+        error.into()
+    }
+}
 
 /// sled would happily create an empty database where the operator mistyped a path.
 fn ensure_exists(data_dir: &Path) -> anyhow::Result<()> {

@@ -85,3 +85,21 @@ async fn verify_refuses_a_directory_without_a_log() {
     let err = halley::ops::verify(dir.path()).unwrap_err();
     assert!(format!("{err:#}").contains("no sled database"), "{err:#}");
 }
+
+#[tokio::test]
+async fn offline_commands_refuse_a_directory_the_server_holds() {
+    let app = TestServer::start().await;
+    let err = halley::ops::verify(app.data_dir.path()).unwrap_err();
+    assert!(
+        format!("{err:#}").contains("stop the halley server"),
+        "{err:#}"
+    );
+    let err = halley::ops::rebuild(app.data_dir.path(), |_| {})
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{err:#}").contains("stop the halley server"),
+        "{err:#}"
+    );
+    app.stop().await;
+}
