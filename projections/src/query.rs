@@ -259,6 +259,9 @@ pub(crate) struct Plan {
     pub device: Pin<DeviceId>,
     pub item: Pin<ItemId>,
     pub vault: Pin<VaultId>,
+    /// Rules on the user's name that every match passes: checked once per user with jobs
+    /// in the tenant, they select that user's posting lists.
+    pub username_rules: Vec<Test>,
     /// The residual needs the user's name.
     pub needs_username: bool,
 }
@@ -286,6 +289,7 @@ impl Plan {
             device: Pin::Any,
             item: Pin::Any,
             vault: Pin::Any,
+            username_rules: Vec::new(),
             needs_username: mentions_username(filter),
         };
         plan.walk(filter, true, now);
@@ -340,6 +344,11 @@ impl Plan {
     }
 
     fn rule(&mut self, field: JobField, test: &Test, positive: bool, now: i64) {
+        // A user without a name (removed) fails every rule on it, so only a rule that must
+        // hold narrows by name.
+        if field == JobField::Username && positive {
+            self.username_rules.push(test.clone());
+        }
         match test {
             Test::Int(op, v) => {
                 // `value op v` fails exactly when `value (negated op) v` holds, for a present

@@ -170,6 +170,11 @@ impl Test {
         }
     }
 
+    /// Whether `value` passes this test; false for a missing value or one of another type.
+    pub fn passes(&self, value: &Value<'_>) -> bool {
+        eval::test(self, value)
+    }
+
     /// The operator's name in the JSON form, e.g. `str_contains_ci`.
     pub fn op_name(&self) -> &'static str {
         match self {

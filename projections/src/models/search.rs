@@ -2,11 +2,12 @@
 //! `models` (end time, status, user, device, protected item, vault), kept by the same apply
 //! path and snapshotted with the rest, and the execution of a [`crate::query::Plan`].
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 use std::hash::Hash;
 use std::ops::Bound;
 
-use domain::filter::{Filter, JobField, JobView};
+use domain::filter::{Filter, JobField, JobView, Value};
 use domain::ids::{DeviceId, ItemId, JobId, TenantRef, UserId, VaultId};
 use domain::model::{Classification, Job, JobStatus};
 use domain::Event;
@@ -455,6 +456,21 @@ impl ReadModels {
                     .flatten()
                     .map(|list| list.into_iter().collect()),
             );
+            if !plan.username_rules.is_empty() {
+                lists.push(
+                    t.by_user
+                        .iter()
+                        .filter(|(user, _)| {
+                            let name = self.state.user(**user).map(|u| u.spec.username.as_str());
+                            name.is_some_and(|name| {
+                                let value = Value::Str(Cow::Borrowed(name));
+                                plan.username_rules.iter().all(|test| test.passes(&value))
+                            })
+                        })
+                        .map(|(_, keys)| keys)
+                        .collect(),
+                );
+            }
             for list in lists {
                 let size: usize = list.iter().map(|k| k.len()).sum();
                 let ordered = list.len() == 1 && sort.is_none_or(|s| s.key == SortKey::StartTime);
