@@ -136,12 +136,13 @@ impl DueIndex {
     /// `handled_until`, or else after `start`. A schedule whose trigger cannot be evaluated is
     /// left out and logged: one bad record must not keep the rest from firing.
     pub fn load(inputs: &[ScheduleInput<'_>], start: DateTime<Utc>) -> Self {
+        let triggers = inputs.iter().map(|i| i.schedule.spec.triggers.len()).sum();
         let mut index = DueIndex {
-            slots: Vec::with_capacity(inputs.len()),
+            slots: Vec::with_capacity(triggers),
             schedules: HashMap::with_capacity(inputs.len()),
             ..DueIndex::default()
         };
-        let mut keys = Vec::with_capacity(inputs.len());
+        let mut keys = Vec::with_capacity(triggers);
         for input in inputs {
             match index.compile(input.schedule) {
                 Ok(rules) => {
