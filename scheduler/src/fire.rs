@@ -8,6 +8,10 @@
 //! instants (a reading in a gap keeps its distance from the gap's start, a repeated reading
 //! fires at its first occurrence). Every answer is strictly later than the instant asked
 //! about, so iterating never repeats or goes back, whatever the clock does.
+//!
+//! The window and weekday restrictions are checked against the wall-clock reading of the run
+//! itself: a daily 02:30 run moved to 03:30 by a gap must fit the window at 03:30, and a run
+//! at 01:00 from a 22:00–02:00 window counts as the next day's.
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -76,6 +80,9 @@ enum Kind {
 }
 
 const ALL_DAYS: u8 = 0x7f;
+
+/// A half-open span of wall-clock readings, `[from, to)`.
+type Span = (NaiveDateTime, NaiveDateTime);
 
 impl FireRule {
     pub fn new(trigger: &Trigger) -> Result<Self, TriggerError> {
@@ -209,9 +216,8 @@ impl FireRule {
         None
     }
 
-    /// The spans of readings on `day` in which a run may fall, as naive `[from, to)` pairs.
-    #[allow(clippy::type_complexity)]
-    fn spans(&self, day: NaiveDate) -> Option<[Option<(NaiveDateTime, NaiveDateTime)>; 2]> {
+    /// The spans of readings on `day` in which a run may fall.
+    fn spans(&self, day: NaiveDate) -> Option<[Option<Span>; 2]> {
         if !self.day_allowed(day) {
             return Some([None, None]);
         }
