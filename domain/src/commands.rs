@@ -5,6 +5,9 @@
 
 use std::collections::BTreeMap;
 
+mod webhooks;
+pub use webhooks::*;
+
 use crate::events::LogLine;
 use crate::ids::{
     AdminId, DeviceId, ItemId, JobId, PolicyId, ScheduleId, TenantId, TenantRef, UserId, VaultId,
@@ -439,4 +442,9 @@ commands! {
     ReviveJob,
     RecordMissedJob,
     RecordSkippedJob,
+    CreateWebhook,
+    UpdateWebhook,
+    RemoveWebhook,
+    RotateWebhookSecret,
+    DisableWebhook,
 }

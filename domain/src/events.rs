@@ -7,6 +7,9 @@
 
 use serde::{Deserialize, Serialize};
 
+mod webhooks;
+pub use webhooks::*;
+
 use crate::ids::{
     AdminId, DeviceId, ItemId, JobId, PolicyId, ResourceId, ScheduleId, TenantId, TenantRef,
     UserId, VaultId,
@@ -534,6 +537,11 @@ events! {
     JobRevived = 4943, "job.revived";
     JobMissed = 4944, "job.missed";
     JobSkipped = 4945, "job.skipped";
+    WebhookCreated = 4950, "webhook.created";
+    WebhookUpdated = 4951, "webhook.updated";
+    WebhookRemoved = 4952, "webhook.removed";
+    WebhookSecretRotated = 4953, "webhook.secret_rotated";
+    WebhookDisabled = 4954, "webhook.disabled";
 }
 
 impl Event {
@@ -593,6 +601,11 @@ impl Event {
             E::JobRevived(e) => e.job_id.to_string(),
             E::JobMissed(e) => e.job_id.to_string(),
             E::JobSkipped(e) => e.job_id.to_string(),
+            E::WebhookCreated(e) => e.webhook_id.to_string(),
+            E::WebhookUpdated(e) => e.webhook_id.to_string(),
+            E::WebhookRemoved(e) => e.webhook_id.to_string(),
+            E::WebhookSecretRotated(e) => e.webhook_id.to_string(),
+            E::WebhookDisabled(e) => e.webhook_id.to_string(),
         }
     }
 
@@ -645,6 +658,11 @@ impl Event {
             E::JobRevived(e) => e.tenant,
             E::JobMissed(e) => e.tenant,
             E::JobSkipped(e) => e.tenant,
+            E::WebhookCreated(e) => e.tenant,
+            E::WebhookUpdated(e) => e.tenant,
+            E::WebhookRemoved(e) => e.tenant,
+            E::WebhookSecretRotated(e) => e.tenant,
+            E::WebhookDisabled(e) => e.tenant,
         }
     }
 
@@ -698,6 +716,11 @@ impl Event {
             E::JobRevived(e) => R::Job(e.job_id),
             E::JobMissed(e) => R::Job(e.job_id),
             E::JobSkipped(e) => R::Job(e.job_id),
+            E::WebhookCreated(e) => R::Webhook(e.webhook_id),
+            E::WebhookUpdated(e) => R::Webhook(e.webhook_id),
+            E::WebhookRemoved(e) => R::Webhook(e.webhook_id),
+            E::WebhookSecretRotated(e) => R::Webhook(e.webhook_id),
+            E::WebhookDisabled(e) => R::Webhook(e.webhook_id),
         }
     }
 }

@@ -230,6 +230,7 @@ pub enum ResourceId {
     Schedule(ScheduleId),
     Device(DeviceId),
     Job(JobId),
+    Webhook(WebhookId),
 }
 
 impl fmt::Display for ResourceId {
@@ -245,6 +246,7 @@ impl fmt::Display for ResourceId {
             ResourceId::Schedule(id) => id.fmt(f),
             ResourceId::Device(id) => id.fmt(f),
             ResourceId::Job(id) => id.fmt(f),
+            ResourceId::Webhook(id) => id.fmt(f),
         }
     }
 }

@@ -13,9 +13,10 @@ use serde::{Deserialize, Serialize};
 use crate::events::Event;
 use crate::ids::{
     AdminId, DeviceId, ItemId, JobId, PolicyId, ScheduleId, TenantId, TenantRef, UserId, VaultId,
+    WebhookId,
 };
 use crate::model::{
-    Admin, Device, EmailSettings, Job, Policy, Schedule, ServerSettings, Tenant, User,
+    Admin, Device, EmailSettings, Job, Policy, Schedule, ServerSettings, Tenant, User, Webhook,
 };
 
 /// Failed logins counted for one name, for lockout.
@@ -49,6 +50,7 @@ pub struct State {
     schedules: HashMap<ScheduleId, Schedule>,
     devices: HashMap<DeviceId, Device>,
     jobs: HashMap<JobId, Job>,
+    webhooks: HashMap<WebhookId, Webhook>,
 
     tenant_slugs: HashMap<String, TenantId>,
     admin_names: HashMap<(TenantRef, String), AdminId>,
@@ -84,6 +86,7 @@ impl State {
             schedules: HashMap::new(),
             devices: HashMap::new(),
             jobs: HashMap::new(),
+            webhooks: HashMap::new(),
             tenant_slugs: HashMap::new(),
             admin_names: HashMap::new(),
             user_names: HashMap::new(),
@@ -112,6 +115,15 @@ impl State {
 
     pub fn server_settings(&self) -> &ServerSettings {
         &self.server
+    }
+
+    pub fn webhook(&self, id: WebhookId) -> Option<&Webhook> {
+        self.webhooks.get(&id)
+    }
+
+    /// Every live webhook endpoint, in no particular order.
+    pub fn webhooks(&self) -> impl Iterator<Item = &Webhook> {
+        self.webhooks.values()
     }
 
     pub fn root_email(&self) -> &EmailSettings {
@@ -375,6 +387,18 @@ impl State {
                 self.recorded_runs.insert((e.schedule_id, e.due_at));
                 self.evolve_job(e.job_id, event);
             }
+            E::WebhookCreated(e) => self.evolve_webhook(e.webhook_id, event),
+            E::WebhookUpdated(e) => self.evolve_webhook(e.webhook_id, event),
+            E::WebhookRemoved(e) => self.evolve_webhook(e.webhook_id, event),
+            E::WebhookSecretRotated(e) => self.evolve_webhook(e.webhook_id, event),
+            E::WebhookDisabled(e) => self.evolve_webhook(e.webhook_id, event),
+        }
+    }
+
+    fn evolve_webhook(&mut self, id: WebhookId, event: &Event) {
+        let old = self.webhooks.remove(&id);
+        if let Some(w) = Webhook::evolve(old, event) {
+            self.webhooks.insert(id, w);
         }
     }
 
@@ -410,6 +434,7 @@ impl State {
                     self.drop_policy(policy);
                 }
                 self.admin_login_failures.retain(|(t, _), _| *t != owner);
+                self.webhooks.retain(|_, w| w.tenant != owner);
             }
             None => {}
         }

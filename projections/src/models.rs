@@ -224,6 +224,12 @@ impl ReadModels {
             | E::JobCompleted(_)
             | E::JobAbandoned(_)
             | E::JobRevived(_) => Touched::None,
+            // Webhook endpoints are read from the webhooks crate's registry, not indexed here.
+            E::WebhookCreated(_)
+            | E::WebhookUpdated(_)
+            | E::WebhookRemoved(_)
+            | E::WebhookSecretRotated(_)
+            | E::WebhookDisabled(_) => Touched::None,
         }
     }
 

@@ -8,6 +8,7 @@ mod policies;
 mod schedules;
 mod tenants;
 mod users;
+mod webhooks;
 
 #[cfg(test)]
 mod tests;
@@ -67,6 +68,11 @@ pub fn decide(state: &State, command: Command, now: i64) -> Decision {
         C::ReviveJob(c) => jobs::revive(state, c, now),
         C::RecordMissedJob(c) => jobs::missed(state, c),
         C::RecordSkippedJob(c) => jobs::skipped(state, c),
+        C::CreateWebhook(c) => webhooks::create(state, c),
+        C::UpdateWebhook(c) => webhooks::update(state, c),
+        C::RemoveWebhook(c) => webhooks::remove(state, c),
+        C::RotateWebhookSecret(c) => webhooks::rotate_secret(state, c, now),
+        C::DisableWebhook(c) => webhooks::disable(state, c, now),
     }
 }
 

@@ -10,6 +10,7 @@ mod schedule;
 mod server;
 mod tenant;
 mod user;
+mod webhook;
 
 pub use admin::{Admin, AdminSpec, Permissions};
 pub use device::{Device, DeviceSpec};
@@ -19,3 +20,4 @@ pub use schedule::{Frequency, Schedule, ScheduleSpec, TimeOfDay, TimeWindow, Tri
 pub use server::{LoginProtection, ServerSettings};
 pub use tenant::{EmailMode, EmailSettings, Tenant, TenantSpec};
 pub use user::{ItemSpec, ProtectedItem, User, UserSpec, Vault, VaultSpec};
+pub use webhook::{RetiringSecret, Webhook, WebhookLevel, WebhookSpec};

@@ -408,4 +408,54 @@ pub fn one_of_each() -> Vec<Event> {
         }
         .into(),
     ]
+    .into_iter()
+    .chain(webhook_events(tenant, at))
+    .collect()
+}
+
+fn webhook_events(tenant: TenantRef, at: i64) -> Vec<Event> {
+    let webhook_id = WebhookId::new(1_700_000_000_000, 10);
+    let spec = WebhookSpec {
+        name: "SIEM".into(),
+        url: "https://siem.acme.test/hook".into(),
+        event_types: [4100, 4201].into_iter().collect(),
+        level: WebhookLevel::Full,
+        custom_headers: [("x-team".to_owned(), "backup".to_owned())]
+            .into_iter()
+            .collect(),
+        enabled: true,
+    };
+    vec![
+        WebhookCreated {
+            webhook_id,
+            tenant,
+            spec: spec.clone(),
+            secret_fingerprint: "00112233445566778899aabbccddeeff".into(),
+        }
+        .into(),
+        WebhookUpdated {
+            webhook_id,
+            tenant,
+            spec: WebhookSpec {
+                level: WebhookLevel::None,
+                ..spec
+            },
+        }
+        .into(),
+        WebhookSecretRotated {
+            webhook_id,
+            tenant,
+            secret_fingerprint: "ffeeddccbbaa99887766554433221100".into(),
+            previous_valid_until: at + 3600,
+        }
+        .into(),
+        WebhookDisabled {
+            webhook_id,
+            tenant,
+            reason: "410 Gone".into(),
+            at,
+        }
+        .into(),
+        WebhookRemoved { webhook_id, tenant }.into(),
+    ]
 }

@@ -10,3 +10,4 @@ mod schedules;
 mod tenants;
 mod users;
 mod vaults;
+mod webhooks;
