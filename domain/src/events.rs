@@ -473,7 +473,7 @@ macro_rules! events {
             ) -> Option<Result<(Event, usize), bincode::error::DecodeError>> {
                 match type_code {
                     $( $code => Some(
-                        bincode::serde::decode_from_slice::<$variant, _>(bytes, config)
+                        bincode::serde::borrow_decode_from_slice::<$variant, _>(bytes, config)
                             .map(|(e, n)| (Event::$variant(e), n)),
                     ), )*
                     _ => None,

@@ -58,11 +58,10 @@ macro_rules! prefixed_id {
                     .and_then(|rest| rest.strip_prefix('_'))
                     .ok_or(IdError::WrongPrefix { expected: $prefix })?;
                 let bad = || IdError::BadBody { prefix: $prefix };
-                let ulid = Ulid::from_string(body).map_err(|_| bad())?;
-                if ulid.to_string() != body {
+                if !is_canonical_ulid(body) {
                     return Err(bad());
                 }
-                Ok(Self(ulid))
+                Ulid::from_string(body).map(Self).map_err(|_| bad())
             }
         }
 
@@ -93,8 +92,7 @@ macro_rules! prefixed_id {
 
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                let s = String::deserialize(deserializer)?;
-                Self::parse(&s).map_err(serde::de::Error::custom)
+                deserializer.deserialize_str(ParseVisitor(Self::parse))
             }
         }
     };
@@ -211,9 +209,29 @@ impl Serialize for TenantRef {
 
 impl<'de> Deserialize<'de> for TenantRef {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(deserializer)?;
-        Self::parse(&s).map_err(serde::de::Error::custom)
+        deserializer.deserialize_str(ParseVisitor(Self::parse))
     }
+}
+
+struct ParseVisitor<T>(fn(&str) -> Result<T, IdError>);
+
+impl<'de, T> serde::de::Visitor<'de> for ParseVisitor<T> {
+    type Value = T;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a prefixed id")
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<T, E> {
+        (self.0)(v).map_err(E::custom)
+    }
+}
+
+fn is_canonical_ulid(body: &str) -> bool {
+    let bytes = body.as_bytes();
+    bytes.len() == 26
+        && bytes[0] <= b'7'
+        && bytes.iter().all(|b| {
+            matches!(b, b'0'..=b'9' | b'A'..=b'H' | b'J' | b'K' | b'M' | b'N' | b'P'..=b'T' | b'V'..=b'Z')
+        })
 }
 
 /// The id of whatever an event is about, for audit logs and webhook `resource_id`.
