@@ -15,7 +15,7 @@
 //! removed by the time it fires, and kept if the schedule was only updated.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -123,6 +123,10 @@ pub struct DueIndex {
     /// Live keys in `queue`.
     queued: usize,
     delayed: BinaryHeap<Reverse<Delayed>>,
+    /// Removed schedules that may still have runs in `delayed`. Checked instead of
+    /// `schedules` when a run fires because it is small and stays in cache; a million-entry
+    /// map costs a cache miss per run.
+    removed: HashSet<ScheduleId>,
     /// Parsed cron expressions, shared by every trigger that uses the same one.
     crons: HashMap<String, Arc<cron::Schedule>>,
 }
@@ -201,6 +205,15 @@ impl DueIndex {
             self.free.push(slot);
             slot = s.next_slot;
         }
+        if !self.delayed.is_empty() {
+            self.removed.insert(schedule);
+            if self.removed.len() > 1024 && self.removed.len() > self.delayed.len() {
+                let removed = &self.removed;
+                self.delayed
+                    .retain(|Reverse(run)| !removed.contains(&run.schedule));
+                self.removed.clear();
+            }
+        }
         self.compact_if_stale();
         true
     }
@@ -253,9 +266,12 @@ impl DueIndex {
                 break;
             }
             self.delayed.pop();
-            if self.schedules.contains_key(&run.schedule) {
+            if self.removed.is_empty() || !self.removed.contains(&run.schedule) {
                 runs.extend(due_run(run));
             }
+        }
+        if self.delayed.is_empty() {
+            self.removed.clear();
         }
         runs
     }
@@ -393,6 +409,10 @@ impl DueIndex {
             slot = s.next_slot;
         }
         self.schedules.insert(schedule.id, first);
+        // An update keeps the runs that are due and waiting to fire.
+        if !self.removed.is_empty() {
+            self.removed.remove(&schedule.id);
+        }
         first
     }
 

@@ -160,6 +160,36 @@ fn update_and_remove_replace_queued_runs() {
 }
 
 #[test]
+fn a_run_waiting_for_its_fire_time_survives_an_update_but_not_a_removal() {
+    let delayed = |n| {
+        schedule(
+            n,
+            vec![Trigger {
+                random_delay_secs: Some(18_000),
+                ..trigger(Frequency::Hourly { seconds_past: 0 })
+            }],
+        )
+    };
+    let (kept, dropped) = (delayed(1), delayed(2));
+    let start = t("2026-05-04T06:30:00Z");
+    let mut index = DueIndex::load(&[input(&kept, Berlin), input(&dropped, Berlin)], start);
+    let (kept_run, dropped_run) = (index.pending(kept.id)[0], index.pending(dropped.id)[0]);
+    assert!(kept_run.delay_secs > 0 && dropped_run.delay_secs > 0);
+    // Both are due at 07:00 and wait for their fire times.
+    assert!(index.take_due(t("2026-05-04T07:00:00Z")).is_empty());
+    let due = t("2026-05-04T07:00:00Z");
+    index.upsert(&input(&kept, Berlin), due).unwrap();
+    assert!(index.remove(dropped.id));
+    let later = kept_run.fire.max(dropped_run.fire);
+    let taken: Vec<_> = index
+        .take_due(later)
+        .into_iter()
+        .filter(|r| r.due == due)
+        .collect();
+    assert_eq!(taken, [kept_run]);
+}
+
+#[test]
 fn many_updates_keep_the_queue_small() {
     let mut s = schedule(1, vec![trigger(Frequency::Hourly { seconds_past: 0 })]);
     let start = t("2026-05-04T06:10:00Z");
