@@ -12,14 +12,15 @@
 //! of a `not_or` (and through double negation the children of a `not_and` inside a negated
 //! position). A negated rule yields a bound only on a value every job has (start time,
 //! status, user): `not (end_time < x)` is also true of a running job, which has no end time,
-//! so it bounds nothing.
+//! so it bounds nothing. Statuses are different: every job has one, so the set of statuses a
+//! match may have is computed through every combinator, `or` included.
 
 use std::fmt;
 use std::str::FromStr;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use domain::filter::{BoolOp, Filter, IntOp, JobField, StrOp, Test};
+use domain::filter::{Filter, IntOp, JobField, StrOp, Test, Value};
 use domain::ids::{DeviceId, ItemId, JobId, UserId, VaultId};
 use domain::model::{Job, JobStatus};
 use thiserror::Error;
@@ -293,6 +294,7 @@ impl Plan {
             needs_username: mentions_username(filter),
         };
         plan.walk(filter, true, now);
+        plan.statuses = statuses(filter, true);
         if plan.start.is_empty() || plan.end.is_empty() || plan.statuses == 0 {
             plan.empty = true;
         }
@@ -360,15 +362,6 @@ impl Plan {
                 match field {
                     JobField::StartTime => self.start.narrow(op, v),
                     JobField::TimeSinceStart if !extreme => self.start.narrow(flip(op), now - v),
-                    JobField::Status => {
-                        let mut allowed = 0;
-                        for status in JobStatus::ALL {
-                            if op.holds(i64::from(status.code()), v as i64) {
-                                allowed |= status_bit(*status);
-                            }
-                        }
-                        self.statuses &= allowed;
-                    }
                     // Only a rule that must hold implies the job has an end.
                     JobField::EndTime if positive => {
                         self.finished = true;
@@ -381,17 +374,6 @@ impl Plan {
                     JobField::Duration if positive => self.finished = true,
                     _ => {}
                 }
-            }
-            Test::Bool(op, value) if field == JobField::Running => {
-                let running = (*op == BoolOp::Is) == *value;
-                let running = running == positive;
-                let mut allowed = 0;
-                for status in JobStatus::ALL {
-                    if status.is_running() == running {
-                        allowed |= status_bit(*status);
-                    }
-                }
-                self.statuses &= allowed;
             }
             Test::Str(op, domain::filter::Case::Sensitive, needle) => {
                 let eq = matches!((op, positive), (StrOp::Eq, true));
@@ -423,6 +405,42 @@ impl Plan {
                 self.empty = empty;
             }
             _ => {}
+        }
+    }
+}
+
+/// The statuses a job may have when `filter` holds (`positive`) or fails: exact for any
+/// and/or/not combination of rules on `status` and `running`, all statuses where other
+/// rules decide. Unlike time bounds this looks through `or`: status is never missing.
+fn statuses(filter: &Filter<JobField>, positive: bool) -> u16 {
+    let all =
+        |c: &[Filter<JobField>], p: bool| c.iter().fold(ALL_STATUSES, |a, f| a & statuses(f, p));
+    let any = |c: &[Filter<JobField>], p: bool| c.iter().fold(0, |a, f| a | statuses(f, p));
+    match (filter, positive) {
+        (Filter::And(c), true) | (Filter::NotAnd(c), false) => all(c, true),
+        (Filter::Or(c), true) | (Filter::NotOr(c), false) => any(c, true),
+        (Filter::And(c), false) | (Filter::NotAnd(c), true) => any(c, false),
+        (Filter::Or(c), false) | (Filter::NotOr(c), true) => all(c, false),
+        (Filter::Rule(rule), _) => {
+            let test = rule.test();
+            let set = match (rule.field(), test) {
+                (JobField::Status | JobField::Running, _) => JobStatus::ALL
+                    .iter()
+                    .filter(|s| {
+                        let value = match rule.field() {
+                            JobField::Status => Value::Int(i64::from(s.code())),
+                            _ => Value::Bool(s.is_running()),
+                        };
+                        test.passes(&value)
+                    })
+                    .fold(0, |a, s| a | status_bit(*s)),
+                _ => return ALL_STATUSES,
+            };
+            if positive {
+                set
+            } else {
+                ALL_STATUSES & !set
+            }
         }
     }
 }

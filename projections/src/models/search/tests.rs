@@ -328,6 +328,14 @@ fn the_planner_picks_the_narrowest_source() {
         source("not (status != 7002 or running is true)"),
         "postings"
     );
+    // Status sets look through `or`: both branches need a 7xxx status.
+    assert_eq!(
+        source(
+            "(status >= 7000 and classification = 4001) \
+             or not (status = 5000 or upload_bytes < 1048576 or running is true)"
+        ),
+        "postings"
+    );
     // A negated bound on a value a running job lacks bounds nothing.
     assert_eq!(source("not (time_since_end > 3600)"), "start");
     assert!(models
