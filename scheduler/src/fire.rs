@@ -35,8 +35,9 @@ pub enum TriggerError {
     ZeroPeriod,
 }
 
-/// How far past the instant asked about a restricted trigger is searched before it is taken
-/// to never fire again (a yearly leap-day run on one weekday recurs every 28 years).
+/// How many local days a restricted trigger is searched without finding a run before it is
+/// taken to never fire again, in years of days (a yearly run restricted to one weekday may
+/// wait eleven years).
 const HORIZON_YEARS: u32 = 30;
 
 /// A trigger prepared for repeated evaluation: the cron expression parsed once, the weekday
@@ -183,11 +184,10 @@ impl FireRule {
     /// drawn only inside spans and each is checked against its actual reading. Invariant: no
     /// allowed candidate lies in `(after, cursor]`.
     fn restricted(&self, tz: Tz, after: i64) -> Option<i64> {
-        let first_day = local::reading(tz, after)?.date().pred_opt()?;
-        let last_day = first_day.checked_add_months(Months::new(12 * HORIZON_YEARS))?;
+        let mut day = local::reading(tz, after)?.date().pred_opt()?;
         let mut cursor = after;
-        let mut day = first_day;
-        while day <= last_day {
+        // Days searched, not days passed: jumps to a distant candidate cost nothing.
+        for _ in 0..HORIZON_YEARS * 366 {
             let mut next_day = day.succ_opt()?;
             for (from, to) in self.spans(day)?.into_iter().flatten() {
                 let end = local::latest(tz, to)?;

@@ -333,6 +333,35 @@ fn weekly_yearly_and_once() {
 }
 
 #[test]
+fn restricted_runs_far_ahead_are_found() {
+    let utc = chrono_tz::UTC;
+    let july_4th_on_a_monday = Trigger {
+        days: days(&["mon"]),
+        ..trigger(Frequency::Yearly {
+            month: 7,
+            day: 4,
+            seconds_past: 0,
+        })
+    };
+    assert_eq!(
+        runs(&july_4th_on_a_monday, utc, at(utc, "2023-01-01 00:00"), 3),
+        [
+            "Mon 2033-07-04 00:00:00 +00:00",
+            "Mon 2039-07-04 00:00:00 +00:00",
+            "Mon 2044-07-04 00:00:00 +00:00",
+        ]
+    );
+    let once = Trigger {
+        days: days(&["thu"]),
+        ..trigger(Frequency::Once { at: 3_200_000_000 })
+    };
+    assert_eq!(
+        runs(&once, utc, at(utc, "2026-01-01 00:00"), 2),
+        ["Thu 2071-05-28 00:53:20 +00:00"]
+    );
+}
+
+#[test]
 fn restrictions_that_never_match_end_the_search() {
     // Noon never falls in a 13:00–14:00 window.
     let t = Trigger {
