@@ -5,6 +5,7 @@ mod append;
 mod raw;
 mod replay;
 mod scheduler;
+mod search;
 
 use std::path::PathBuf;
 
@@ -50,6 +51,18 @@ enum Command {
         #[arg(long, default_value_t = 1_000_000)]
         schedules: usize,
     },
+    /// Job search on the read models (queries a, b, c of one tenant) next to SQLite holding
+    /// the same rows, and the read models' memory per job.
+    Search {
+        /// Jobs in the history, spread over 30 days.
+        #[arg(long, default_value_t = 1_000_000)]
+        jobs: usize,
+        #[arg(long, default_value_t = 100)]
+        tenants: usize,
+        /// Runs of each query on each engine.
+        #[arg(long, default_value_t = 300)]
+        runs: usize,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -77,6 +90,17 @@ fn main() -> anyhow::Result<()> {
         Command::Scheduler { schedules } => {
             let result = scheduler::run(schedules)?;
             println!("{}", result.to_json());
+        }
+        Command::Search {
+            jobs,
+            tenants,
+            runs,
+        } => {
+            let report = search::run(jobs, tenants, runs)?;
+            println!("{}", report.memory);
+            for result in report.searches {
+                println!("{}", result.to_json());
+            }
         }
     }
     Ok(())
