@@ -22,6 +22,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use domain::ids::{ScheduleId, UserId};
 use domain::model::Schedule;
+use domain::state::State;
 
 use crate::delay::{delay_secs, DelaySources};
 use crate::fire::{parse_cron, FireRule, TriggerError};
@@ -36,6 +37,25 @@ pub struct ScheduleInput<'a> {
     /// The last due instant already dealt with (fired or recorded as missed); the next run is
     /// due strictly after it. `None`: strictly after the instant given to the index.
     pub handled_until: Option<DateTime<Utc>>,
+}
+
+impl<'a> ScheduleInput<'a> {
+    /// The input for `schedule` as `state` stands: its owner's time zone, the server-wide and
+    /// policy delays. `None` if the owner is unknown or their time zone is not an IANA name,
+    /// both of which `decide` rejects.
+    pub fn from_state(
+        state: &State,
+        schedule: &'a Schedule,
+        handled_until: Option<DateTime<Utc>>,
+    ) -> Option<Self> {
+        let user = state.user(schedule.user)?;
+        Some(ScheduleInput {
+            schedule,
+            time_zone: user.spec.timezone.parse().ok()?,
+            delays: DelaySources::of(state, schedule.user),
+            handled_until,
+        })
+    }
 }
 
 /// One run taken from the index: due at `due`, to be started at `fire = due + delay_secs`.

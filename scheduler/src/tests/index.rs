@@ -340,3 +340,66 @@ mod model {
         }
     }
 }
+
+#[test]
+fn input_from_state_takes_the_owners_zone_and_the_delay_levels() {
+    use domain::events::{Event, PolicyCreated, ServerSettingsUpdated, UserCreated};
+    use domain::ids::{PolicyId, TenantRef};
+    use domain::model::{PolicySpec, ServerSettings, UserSpec};
+    use domain::State;
+
+    let s = schedule(1, vec![trigger(Frequency::Hourly { seconds_past: 0 })]);
+    let policy = PolicyId::new(1_700_000_000_000, 9);
+    let user = |timezone: &str| {
+        Event::UserCreated(UserCreated {
+            user_id: s.user,
+            tenant: TenantRef::Root,
+            spec: UserSpec {
+                username: "alice".into(),
+                account_name: "Alice".into(),
+                emails: vec![],
+                timezone: timezone.into(),
+                language: "en".into(),
+                policy: Some(policy),
+                suspended: false,
+                max_devices: None,
+                quota_bytes: None,
+            },
+            password_hash: "hash".into(),
+        })
+    };
+    let policy_created = Event::PolicyCreated(PolicyCreated {
+        policy_id: policy,
+        tenant: TenantRef::Root,
+        spec: PolicySpec {
+            name: "Standard".into(),
+            description: String::new(),
+            is_default: false,
+            random_delay_secs: Some(600),
+            settings: Default::default(),
+        },
+    });
+    let server = Event::ServerSettingsUpdated(ServerSettingsUpdated {
+        settings: ServerSettings {
+            random_delay_secs: Some(60),
+            ..ServerSettings::initial()
+        },
+    });
+
+    assert!(ScheduleInput::from_state(&State::new(), &s, None).is_none());
+    let state = State::from_events(&[policy_created.clone(), user("America/New_York")]);
+    let i = ScheduleInput::from_state(&state, &s, None).unwrap();
+    assert_eq!(i.time_zone, chrono_tz::America::New_York);
+    assert_eq!(
+        i.delays,
+        DelaySources {
+            server: None,
+            policy: Some(600)
+        }
+    );
+    let state = State::from_events(&[policy_created, user("America/New_York"), server]);
+    let i = ScheduleInput::from_state(&state, &s, None).unwrap();
+    assert_eq!(i.delays.max_for(&s.spec.triggers[0]), 60);
+    let state = State::from_events(&[user("Mars/Olympus")]);
+    assert!(ScheduleInput::from_state(&state, &s, None).is_none());
+}
