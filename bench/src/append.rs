@@ -15,8 +15,8 @@ use crate::raw;
 
 const PAYLOAD_BYTES: usize = 300;
 const STREAMS: u64 = 10_000;
-/// Single-record fdatasync samples for `raw_fsync_us`.
-const RAW_FSYNC_SAMPLES: usize = 200;
+/// Single-record fdatasync samples per trial for `raw_fsync_us`.
+const RAW_FSYNC_SAMPLES: usize = 100;
 
 pub struct AppendResult {
     writers: usize,
@@ -76,7 +76,7 @@ pub async fn run(dir: &Path, writers: usize, duration: Duration) -> anyhow::Resu
     let record_len = record_len();
     let raw_path = dir.join(format!("raw-{writers}.bin"));
     let batch = mean_batch.round().max(1.0) as usize;
-    let raw_limit = raw::batched_limit(&raw_path, record_len, batch, Duration::from_secs(2))?;
+    let raw_limit = raw::batched_limit(&raw_path, record_len, batch, Duration::from_millis(700))?;
     let raw_fsync = raw::single_fsync_p50(&raw_path, record_len, RAW_FSYNC_SAMPLES)?;
 
     Ok(AppendResult {
