@@ -33,6 +33,8 @@ pub enum TriggerError {
     Cron { expr: String, reason: String },
     #[error("a periodic trigger needs a positive period")]
     ZeroPeriod,
+    #[error("a schedule may have at most 65535 triggers, not {count}")]
+    TooManyTriggers { count: usize },
 }
 
 /// How many local days a restricted trigger is searched without finding a run before it is

@@ -356,6 +356,10 @@ impl DueIndex {
     }
 
     fn compile(&mut self, schedule: &Schedule) -> Result<Vec<FireRule>, TriggerError> {
+        let count = schedule.spec.triggers.len();
+        if count > usize::from(u16::MAX) {
+            return Err(TriggerError::TooManyTriggers { count });
+        }
         let crons = &mut self.crons;
         schedule
             .spec

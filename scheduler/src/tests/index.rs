@@ -160,6 +160,28 @@ fn update_and_remove_replace_queued_runs() {
 }
 
 #[test]
+fn loading_leaves_out_only_the_schedules_that_cannot_be_evaluated() {
+    let good = schedule(1, vec![trigger(Frequency::Hourly { seconds_past: 0 })]);
+    let bad = schedule(
+        2,
+        vec![
+            trigger(Frequency::Hourly { seconds_past: 0 }),
+            trigger(Frequency::Periodic {
+                period_secs: 0,
+                offset_secs: 0,
+            }),
+        ],
+    );
+    let index = DueIndex::load(
+        &[input(&good, Berlin), input(&bad, Berlin)],
+        t("2026-05-04T06:30:00Z"),
+    );
+    assert_eq!(index.len(), 1);
+    assert_eq!(index.pending(good.id).len(), 1);
+    assert!(index.pending(bad.id).is_empty());
+}
+
+#[test]
 fn a_run_waiting_for_its_fire_time_survives_an_update_but_not_a_removal() {
     let delayed = |n| {
         schedule(
