@@ -92,6 +92,10 @@ struct TenantJobs {
     by_device: HashMap<DeviceId, Keys>,
     by_item: HashMap<ItemId, Keys>,
     by_vault: HashMap<VaultId, Keys>,
+    /// Least and greatest (end − start) of any finished job filed here, so that bounds on the
+    /// end time bound the start time too. Never narrowed when a job leaves: a wider span only
+    /// costs candidates.
+    durations: Option<(i64, i64)>,
 }
 
 fn post<K: Eq + Hash>(map: &mut HashMap<K, Keys>, key: Option<K>, row: (i64, JobId)) {
@@ -114,6 +118,13 @@ fn unpost<K: Eq + Hash>(map: &mut HashMap<K, Keys>, key: Option<K>, row: (i64, J
 impl TenantJobs {
     fn insert(&mut self, f: &JobFacts) {
         let row = (f.start, f.id);
+        if f.end != i64::MAX {
+            let d = f.end.saturating_sub(f.start);
+            self.durations = Some(
+                self.durations
+                    .map_or((d, d), |(lo, hi)| (lo.min(d), hi.max(d))),
+            );
+        }
         self.by_end.insert((f.end, f.id));
         post(&mut self.by_status, Some(f.status), row);
         post(&mut self.by_user, Some(f.user), row);
@@ -418,6 +429,19 @@ impl ReadModels {
             Scope::Root => None,
             Scope::Tenant(id) => Some(self.job_indexes.tenants.get(&TenantRef::Tenant(id))?),
         };
+        if let (Some(t), true) = (tenant, plan.finished) {
+            // end ∈ [lo, hi] and end − start ∈ [shortest, longest] put start in
+            // [lo − longest, hi − shortest].
+            let (shortest, longest) = t.durations?;
+            let clamp = |x: i128| x.clamp(i64::MIN.into(), i64::MAX.into()) as i64;
+            let lo = clamp(i128::from(plan.end.lo) - i128::from(longest));
+            let hi = clamp(i128::from(plan.end.hi) - i128::from(shortest));
+            plan.start.lo = plan.start.lo.max(lo);
+            plan.start.hi = plan.start.hi.min(hi);
+            if plan.start.is_empty() {
+                return None;
+            }
+        }
         let by_start = share(&index.jobs, plan.start) * index.jobs.len() as f64;
         // (estimated candidates, in the requested order, source)
         let mut options: Vec<(f64, bool, Source<'_>)> = vec![(
