@@ -1,49 +1,72 @@
-//! halley's HTTP surface: actix-web routes, problem+json errors, and the shared [`AppState`].
+//! halley's HTTP surface: actix-web routes, their DTOs and conversions to domain commands,
+//! authentication and tenant scoping, problem+json errors, and the OpenAPI document.
 //!
-//! Handlers read read models and talk to the log through [`AppState`]; they never open
-//! storage themselves. This crate must not know storage details (sled trees, record layout):
-//! it sees the log only through the `EventLog` trait and the projections through their
-//! handle.
+//! Handlers read the read models and write through the command writer, both reached through
+//! [`AppState`]; they never open storage themselves. This crate must not know storage
+//! details (sled trees, record layout): it sees the log through the `EventLog` trait, the
+//! projections through their handle, and its own secrets through [`KeyValue`].
+//!
+//! How a route is written: see `routes/tenants.rs` — a `#[utoipa::path]` + actix method
+//! macro per handler, the [`Scope`] extractor, reads through `state.read_models.read()`
+//! with `scope.read()`, writes through [`write::Write`], request/response DTOs converted
+//! explicitly, and registration in `routes::scope`.
 
+pub mod auth;
+pub mod bootstrap;
+pub mod extract;
+pub mod idempotency;
+pub mod openapi;
 mod ops;
+pub mod paging;
 mod problem;
+pub mod reply;
+mod routes;
+pub mod secrets;
+mod state;
+pub mod write;
 
-pub use problem::{Problem, PROBLEM_JSON};
+pub use auth::{Auth, Scope};
+pub use problem::{ApiError, FieldError, Problem, PROBLEM_JSON};
+pub use state::{ApiConfig, AppState, Argon2Params, KeyValue, StoreError};
 
-use std::sync::Arc;
-
+use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use eventlog::{CommitStats, EventLog, Position};
-use projections::{ProjectionHandle, ReadModels};
 
-/// Everything a handler may touch. Cheap to clone; one copy per HTTP worker.
-#[derive(Clone)]
-pub struct AppState {
-    pub log: Arc<dyn EventLog>,
-    /// The read models every GET answers from, and how far they have applied the log.
-    pub read_models: ProjectionHandle<ReadModels>,
-    /// The log backend's group-commit counters, for `/metrics`. A function rather than the
-    /// backend itself, so handlers cannot reach past the `EventLog` trait.
-    pub commit_stats: Arc<dyn Fn() -> CommitStats + Send + Sync>,
-    /// The log head when the server started: `/readyz` answers 200 once the read models have
-    /// caught up to it, so a restarted node does not serve reads from a half-replayed state.
-    pub startup_head: Position,
-}
+/// Request body limit when no [`ApiConfig`] is at hand.
+pub const DEFAULT_BODY_LIMIT: usize = 256 * 1024;
 
-/// Registers every route and the problem+json fallback on an actix `App` or scope.
+/// Registers every route, `/openapi.json`, and the problem+json fallback (404, or 405 with
+/// `Allow` for a known path) on an actix `App`.
 ///
 /// The caller supplies the state: `App::new().app_data(web::Data::new(state)).configure(api::configure)`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.configure(ops::configure)
-        .default_service(web::to(not_found));
+        .route("/openapi.json", web::get().to(openapi::serve));
+    utoipa_actix_web::service_config::ServiceConfig::new(cfg).service(routes::scope());
+    cfg.default_service(web::to(fallback));
 }
 
-async fn not_found(req: HttpRequest) -> HttpResponse {
-    Problem::new(
-        StatusCode::NOT_FOUND,
-        "not-found",
-        format!("no resource at {} {}", req.method(), req.path()),
-    )
-    .response()
+async fn fallback(req: HttpRequest) -> HttpResponse {
+    match openapi::allowed_methods(req.path()) {
+        Some(methods) if !methods.contains(req.method()) => {
+            let allow: Vec<&str> = methods.iter().map(|m| m.as_str()).collect();
+            let mut response = Problem::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                format!("{} is not allowed on {}", req.method(), req.path()),
+            )
+            .response();
+            if let Ok(value) = HeaderValue::from_str(&allow.join(", ")) {
+                response.headers_mut().insert(header::ALLOW, value);
+            }
+            response
+        }
+        _ => Problem::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            format!("no resource at {} {}", req.method(), req.path()),
+        )
+        .response(),
+    }
 }

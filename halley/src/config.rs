@@ -18,6 +18,35 @@ pub struct Config {
     pub listen: String,
     pub log: String,
     pub log_format: LogFormat,
+    /// Root admin password for a first start; empty: generate one and print it once.
+    pub admin_password: String,
+    #[serde(deserialize_with = "number")]
+    pub access_token_ttl_secs: u64,
+    #[serde(deserialize_with = "number")]
+    pub body_limit_bytes: usize,
+    #[serde(deserialize_with = "number")]
+    pub argon2_memory_kib: u32,
+    #[serde(deserialize_with = "number")]
+    pub argon2_iterations: u32,
+}
+
+/// A number written as a TOML integer or, as environment variables always are, a string.
+fn number<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: std::str::FromStr + TryFrom<i64>,
+    T::Err: std::fmt::Display,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Int(i64),
+        Text(String),
+    }
+    match Raw::deserialize(d)? {
+        Raw::Int(i) => T::try_from(i).map_err(|_| serde::de::Error::custom("number out of range")),
+        Raw::Text(s) => s.trim().parse().map_err(serde::de::Error::custom),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -55,7 +84,7 @@ impl Config {
             }
         }
 
-        // Every key is a string in the defaults, so an environment value replaces it as is.
+        // An environment value replaces a key as a string; numeric keys accept strings.
         for (key, value) in table.iter_mut() {
             if let Some(from_env) = env(&env_name(key)) {
                 *value = toml::Value::String(from_env);
@@ -95,6 +124,20 @@ mod tests {
         assert_eq!(config.data_dir, PathBuf::from("./data"));
         assert_eq!(config.listen, "127.0.0.1:8080");
         assert_eq!(config.log_format, LogFormat::Text);
+        assert_eq!(config.access_token_ttl_secs, 900);
+        assert_eq!(config.admin_password, "");
+    }
+
+    #[test]
+    fn numbers_come_from_the_file_or_the_environment() {
+        let config = load(
+            Some("body_limit_bytes = 1024\n"),
+            &[("HALLEY_ARGON2_ITERATIONS", "3")],
+        )
+        .unwrap();
+        assert_eq!(config.body_limit_bytes, 1024);
+        assert_eq!(config.argon2_iterations, 3);
+        assert!(load(None, &[("HALLEY_ACCESS_TOKEN_TTL_SECS", "soon")]).is_err());
     }
 
     #[test]

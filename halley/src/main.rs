@@ -11,7 +11,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 /// Event-sourced, multi-tenant control plane for managed backup fleets.
 ///
 /// Configuration: built-in defaults, then ./halley.toml, then HALLEY_* environment variables
-/// (HALLEY_DATA_DIR, HALLEY_LISTEN, HALLEY_LOG, HALLEY_LOG_FORMAT), then these flags.
+/// (HALLEY_DATA_DIR, HALLEY_LISTEN, HALLEY_LOG, HALLEY_LOG_FORMAT, HALLEY_ADMIN_PASSWORD, …),
+/// then these flags.
 #[derive(Parser)]
 #[command(name = "halley", version)]
 struct Cli {
@@ -87,9 +88,28 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let server = halley::start(&ServeOptions {
         data_dir: config.data_dir,
         listen: config.listen,
+        admin_password: Some(config.admin_password).filter(|p| !p.is_empty()),
+        api: api::ApiConfig {
+            access_token_ttl_secs: config.access_token_ttl_secs,
+            body_limit_bytes: config.body_limit_bytes,
+            argon2: api::Argon2Params {
+                memory_kib: config.argon2_memory_kib,
+                iterations: config.argon2_iterations,
+                parallelism: 1,
+            },
+        },
     })
     .await?;
     println!("halley listening on {}", server.url());
+    if let Some(password) = server.generated_admin_password() {
+        // Shown once: it is stored only as an argon2id hash.
+        eprintln!(
+            "halley: created root admin `admin` with password {password}\n\
+             halley: log in with: curl -s {}/api/v1/auth/login -H 'content-type: application/json' \
+             -d '{{\"username\":\"admin\",\"password\":\"{password}\"}}'",
+            server.url()
+        );
+    }
     shutdown_signal().await?;
     eprintln!("halley: shutting down");
     server.shutdown().await

@@ -7,12 +7,13 @@ use std::sync::Arc;
 use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
-use api::AppState;
+use api::{ApiConfig, AppState, KeyValue, StoreError};
 use eventlog::Position;
 use eventlog::{EventLog, SledLog};
 use projections::{ProjectionError, ProjectionHandle, Projector, ProjectorConfig, ReadModels};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use writer::{Clock, SystemClock, Writer};
 
 /// What `start` needs; the rest of [`crate::Config`] is process-wide (logging).
 #[derive(Debug, Clone)]
@@ -20,6 +21,55 @@ pub struct ServeOptions {
     pub data_dir: PathBuf,
     /// `host:port`; port 0 picks a free one (see [`RunningServer::addr`]).
     pub listen: String,
+    /// The root admin's password on a first start; `None`: generate one (see
+    /// [`RunningServer::generated_admin_password`]).
+    pub admin_password: Option<String>,
+    pub api: ApiConfig,
+}
+
+impl ServeOptions {
+    /// Options for `data_dir` and `listen` with the API's defaults and a generated root
+    /// password.
+    pub fn new(data_dir: PathBuf, listen: String) -> ServeOptions {
+        ServeOptions {
+            data_dir,
+            listen,
+            admin_password: None,
+            api: ApiConfig::default(),
+        }
+    }
+}
+
+/// The sled trees the API keeps its secrets in (signing keys, the SMTP sealing key) and its
+/// refresh-token families; they live beside the log in the same database.
+const SECRETS_TREE: &str = "secrets";
+const REFRESH_TREE: &str = "refresh";
+
+/// [`api::KeyValue`] over a sled tree. Flushing is sled's flush: enough for keys that can be
+/// regenerated (a lost signing key only logs everyone out).
+struct SledTree(sled::Tree);
+
+impl KeyValue for SledTree {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.0
+            .get(key)
+            .map(|v| v.map(|v| v.to_vec()))
+            .map_err(|e| StoreError(e.to_string()))
+    }
+
+    fn put(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        self.0
+            .insert(key, value)
+            .map(|_| ())
+            .map_err(|e| StoreError(e.to_string()))
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.0
+            .flush()
+            .map(|_| ())
+            .map_err(|e| StoreError(e.to_string()))
+    }
 }
 
 /// How long in-flight requests get to finish once shutdown begins.
@@ -33,14 +83,17 @@ pub struct RunningServer {
     http_task: JoinHandle<std::io::Result<()>>,
     stop_projector: oneshot::Sender<()>,
     projector_task: JoinHandle<Result<(), ProjectionError>>,
+    writer_task: JoinHandle<()>,
     read_models: ProjectionHandle<ReadModels>,
     startup_head: Position,
     log: Arc<SledLog>,
+    generated_admin_password: Option<String>,
 }
 
 /// Opens the log in `options.data_dir` (created if missing), loads the read models from their
-/// snapshot and starts tailing the log, and binds the HTTP server. Returns once the socket is
-/// bound; `/readyz` turns 200 when the read models have caught up with the log.
+/// snapshot and catches them up with the log, starts the command writer on their state (so it
+/// reflects exactly the log head), keeps the read models tailing the log, creates the root
+/// admin on a first start, and binds the HTTP server. Returns once the socket is bound.
 pub async fn start(options: &ServeOptions) -> anyhow::Result<RunningServer> {
     let data_dir = options.data_dir.clone();
     std::fs::create_dir_all(&data_dir)
@@ -59,20 +112,74 @@ pub async fn start(options: &ServeOptions) -> anyhow::Result<RunningServer> {
         ProjectorConfig::default(),
     )
     .context("loading the read models")?;
+    let mut projector = projector;
+    projector
+        .catch_up()
+        .await
+        .context("replaying the log into the read models")?;
     let read_models = projector.handle();
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    // Nothing else appends before the writer exists, so the caught-up state is the head's.
+    let writer_state = {
+        let models = read_models.read();
+        anyhow::ensure!(
+            models.position() == log.head(),
+            "read models at {} after catching up to {}",
+            models.position(),
+            log.head()
+        );
+        models.state().clone()
+    };
+    let (writer, writer_task) = Writer::start(
+        Arc::clone(&log) as Arc<dyn EventLog>,
+        writer_state,
+        Arc::clone(&clock),
+    );
     let (stop_projector, stopped) = oneshot::channel::<()>();
     let projector_task = tokio::spawn(projector.run(async {
         // A dropped sender means the server is going away without a clean shutdown: stop too.
         stopped.await.ok();
     }));
 
+    let open_tree = |name: &str| -> anyhow::Result<Arc<dyn KeyValue>> {
+        let tree = log
+            .db()
+            .open_tree(name)
+            .with_context(|| format!("opening the {name} tree"))?;
+        Ok(Arc::new(SledTree(tree)))
+    };
+    let secrets = open_tree(SECRETS_TREE)?;
+    let api_config = options.api.clone();
+    let auth = {
+        let (secrets, refresh, config) = (
+            Arc::clone(&secrets),
+            open_tree(REFRESH_TREE)?,
+            api_config.clone(),
+        );
+        let now = clock.now_secs();
+        // Hashing the dummy password is slow on purpose.
+        tokio::task::spawn_blocking(move || api::Auth::open(&secrets, refresh, &config, now))
+            .await
+            .context("setting up authentication")??
+    };
     let stats_source = Arc::clone(&log);
-    let state = web::Data::new(AppState {
+    let state = AppState {
         log: Arc::clone(&log) as Arc<dyn EventLog>,
         commit_stats: Arc::new(move || stats_source.commit_stats()),
         read_models: read_models.clone(),
         startup_head,
-    });
+        writer,
+        clock,
+        auth: Arc::new(auth),
+        secrets: Arc::new(api::secrets::SecretBox::open(&secrets)?),
+        idempotency: Arc::default(),
+        config: Arc::new(api_config),
+    };
+    let generated_admin_password =
+        api::bootstrap::ensure_root_admin(&state, options.admin_password.clone())
+            .await
+            .context("creating the root admin")?;
+    let state = web::Data::new(state);
     let listener = TcpListener::bind(&options.listen)
         .with_context(|| format!("binding {}", options.listen))?;
     let addr = listener.local_addr().context("reading the bound address")?;
@@ -95,9 +202,11 @@ pub async fn start(options: &ServeOptions) -> anyhow::Result<RunningServer> {
         http_task,
         stop_projector,
         projector_task,
+        writer_task,
         read_models,
         startup_head,
         log,
+        generated_admin_password,
     })
 }
 
@@ -114,6 +223,12 @@ impl RunningServer {
     /// The log the server appends to, for tests and in-process tools.
     pub fn log(&self) -> &Arc<SledLog> {
         &self.log
+    }
+
+    /// The root admin password generated on this first start, to be shown once; `None` when
+    /// the root admin already existed or its password was given.
+    pub fn generated_admin_password(&self) -> Option<&str> {
+        self.generated_admin_password.as_deref()
     }
 
     /// The read models the API answers from.
@@ -136,6 +251,8 @@ impl RunningServer {
         // Graceful: stop accepting, let in-flight requests finish (up to DRAIN_SECS).
         self.http.stop(true).await;
         let http = self.http_task.await.context("HTTP server task")?;
+        // The HTTP workers held the last writer handles; the writer ends once they are gone.
+        self.writer_task.await.context("command writer task")?;
 
         if self.stop_projector.send(()).is_err() {
             tracing::debug!("projector had already stopped");

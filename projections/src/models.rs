@@ -122,6 +122,8 @@ pub struct ReadModels {
     all: Index,
     /// One partition per owner (`root` owns top-level admins, for instance).
     owners: HashMap<TenantRef, Index>,
+    /// Stream versions of the aggregates the API edits with `If-Match`, from the envelopes.
+    versions: HashMap<String, u64>,
     job_indexes: search::JobIndexes,
     reports: reports::Reports,
 }
@@ -137,8 +139,9 @@ impl Projection for ReadModels {
         domain::codec::decode(envelope.type_code, envelope.schema_version, payload)
     }
 
-    fn apply(&mut self, _: &Envelope, event: Event) -> Result<(), DecodeError> {
+    fn apply(&mut self, envelope: &Envelope, event: Event) -> Result<(), DecodeError> {
         self.apply_event(&event);
+        self.track_version(envelope);
         Ok(())
     }
 }
@@ -278,6 +281,29 @@ impl ReadModels {
             Scope::Root => Some(&self.all),
             Scope::Tenant(id) => self.owners.get(&TenantRef::Tenant(id)),
         }
+    }
+
+    /// Remembers the stream version of the editable aggregates only: job and device streams
+    /// are many and never edited with `If-Match`.
+    fn track_version(&mut self, envelope: &Envelope) {
+        const EDITABLE: [&str; 6] = ["ten_", "adm_", "pol_", "usr_", "sch_", "server"];
+        if EDITABLE.iter().any(|p| envelope.stream.starts_with(p)) {
+            self.versions
+                .insert(envelope.stream.clone(), envelope.stream_version);
+        }
+    }
+
+    /// The version of an aggregate's stream (`ten_…`, `adm_…`, `pol_…`, `usr_…` with its items
+    /// and vaults, `sch_…`, `server`): the number of events in it, 0 if none. A resource's `version`
+    /// in the API, compared with `If-Match`.
+    pub fn version(&self, stream: &str) -> u64 {
+        self.versions.get(stream).copied().unwrap_or(0)
+    }
+
+    /// The domain state these read models are built on, as of the position they reflect:
+    /// the command writer starts from a copy taken when the models have caught up.
+    pub fn state(&self) -> &State {
+        &self.state
     }
 
     // --- server-wide -------------------------------------------------------------------

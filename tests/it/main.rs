@@ -1,6 +1,8 @@
 //! halley's end-to-end tests: one binary that starts the real server on 127.0.0.1:0 with a
 //! temporary data directory and talks HTTP to it.
 
+mod auth;
 mod helpers;
 mod ops;
 mod smoke;
+mod tenants;
