@@ -74,8 +74,8 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let path = e.path().to_string();
         let inner = e.into_inner();
         if inner.is_data() {
-            let field = if path == "." { "body".to_owned() } else { path };
-            ApiError::invalid(field, strip_position(&inner.to_string()))
+            let message = strip_position(&inner.to_string());
+            ApiError::invalid(field_of(&path, &message), message)
         } else {
             ApiError::Malformed(format!("the request body is not valid JSON: {inner}"))
         }
@@ -83,6 +83,20 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     de.end()
         .map_err(|e| ApiError::Malformed(format!("trailing data after the JSON body: {e}")))?;
     Ok(value)
+}
+
+/// The path of the offending field. A missing field is reported at its parent, so its name
+/// is taken from serde's message.
+fn field_of(path: &str, message: &str) -> String {
+    let missing = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split('`').next());
+    match (path, missing) {
+        (".", Some(name)) => name.to_owned(),
+        (".", None) => "body".to_owned(),
+        (parent, Some(name)) => format!("{parent}.{name}"),
+        (path, None) => path.to_owned(),
+    }
 }
 
 /// serde_json appends " at line L column C" to data errors; the field path says more.
