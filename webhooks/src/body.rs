@@ -1,0 +1,206 @@
+//! The JSON a receiver gets: `{id, type, type_code, timestamp, tenant_id, actor, resource_id,
+//! position, data}` (API.md "Webhook delivery"). Bodies are rendered once per event as
+//! templates without `id`, and the message id is spliced in per delivery, so fanning one event
+//! out to many endpoints serialises it once.
+
+use chrono::{DateTime, SecondsFormat};
+use domain::Event;
+use eventlog::Envelope;
+use serde_json::{json, Map, Value};
+
+/// Type code of the test delivery (`POST …/webhooks/{id}/test`); never stored in the log.
+pub const TEST_TYPE_CODE: u16 = 4955;
+pub const TEST_TYPE_NAME: &str = "webhook.test";
+
+/// An event's body at both levels, each a JSON object missing only `id`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Templates {
+    pub full: String,
+    pub none: String,
+}
+
+impl Templates {
+    pub fn for_level(&self, level: domain::model::WebhookLevel) -> &str {
+        match level {
+            domain::model::WebhookLevel::Full => &self.full,
+            domain::model::WebhookLevel::None => &self.none,
+        }
+    }
+}
+
+/// RFC 3339 in UTC with microseconds, from the envelope's Unix microseconds.
+pub fn timestamp(recorded_at_us: i64) -> String {
+    DateTime::from_timestamp_micros(recorded_at_us)
+        .unwrap_or_default()
+        .to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// Renders an event read from the log.
+pub fn render(envelope: &Envelope, event: &Event) -> Templates {
+    let header = json!({
+        "type": event.type_name(),
+        "type_code": event.type_code(),
+        "timestamp": timestamp(envelope.recorded_at_us),
+        "tenant_id": envelope.tenant,
+        "actor": envelope.actor,
+        "resource_id": event.resource_id().to_string(),
+        "position": envelope.position,
+    });
+    templates(header, data(event))
+}
+
+/// The body of a test delivery to `webhook`.
+pub fn render_test(
+    webhook: &domain::model::Webhook,
+    position: u64,
+    at_us: i64,
+    actor: &str,
+) -> Templates {
+    let header = json!({
+        "type": TEST_TYPE_NAME,
+        "type_code": TEST_TYPE_CODE,
+        "timestamp": timestamp(at_us),
+        "tenant_id": webhook.tenant.to_string(),
+        "actor": actor,
+        "resource_id": webhook.id.to_string(),
+        "position": position,
+    });
+    let data =
+        json!({ "message": "a test delivery from halley", "webhook_name": webhook.spec.name });
+    templates(header, data)
+}
+
+fn templates(mut header: Value, data: Value) -> Templates {
+    let none = header.to_string();
+    header
+        .as_object_mut()
+        .expect("the header is an object")
+        .insert("data".into(), data);
+    Templates {
+        full: header.to_string(),
+        none,
+    }
+}
+
+/// A complete body: `template` with `"id"` first.
+pub fn with_id(template: &str, id: &str) -> String {
+    let rest = template.strip_prefix('{').unwrap_or(template);
+    let id = Value::String(id.to_owned());
+    if rest == "}" {
+        format!("{{\"id\":{id}}}")
+    } else {
+        format!("{{\"id\":{id},{rest}")
+    }
+}
+
+/// The event's own fields, with anything secret removed: password hashes, SMTP passwords,
+/// device token hashes and secret fingerprints never leave the server.
+fn data(event: &Event) -> Value {
+    let tagged = serde_json::to_value(event).expect("events serialise to JSON");
+    let mut inner = match tagged {
+        Value::Object(map) => map.into_iter().next().map(|(_, v)| v).unwrap_or_default(),
+        other => other,
+    };
+    redact(&mut inner);
+    inner
+}
+
+fn is_secret_key(key: &str) -> bool {
+    ["password", "hash", "secret", "token"]
+        .iter()
+        .any(|word| key.contains(word))
+}
+
+fn redact(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            let keep: Map<String, Value> = std::mem::take(map)
+                .into_iter()
+                .filter(|(k, _)| !is_secret_key(k))
+                .map(|(k, mut v)| {
+                    redact(&mut v);
+                    (k, v)
+                })
+                .collect();
+            *map = keep;
+        }
+        Value::Array(items) => items.iter_mut().for_each(redact),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::events::{TenantEmailUpdated, UserCreated};
+    use domain::ids::{TenantRef, UserId};
+    use domain::model::{EmailMode, EmailSettings, UserSpec};
+
+    fn envelope(position: u64) -> Envelope {
+        Envelope {
+            position,
+            stream: "usr_x".into(),
+            stream_version: 1,
+            tenant: "root".into(),
+            type_code: 4100,
+            schema_version: 1,
+            recorded_at_us: 1_700_000_000_123_456,
+            actor: "adm_1".into(),
+            correlation_id: "c".into(),
+            idempotency_key: None,
+        }
+    }
+
+    #[test]
+    fn renders_the_envelope_and_redacts_secrets() {
+        let user_id = UserId::new(1_700_000_000_000, 3);
+        let event = Event::UserCreated(UserCreated {
+            user_id,
+            tenant: TenantRef::Root,
+            spec: UserSpec {
+                username: "alice".into(),
+                account_name: "Alice".into(),
+                emails: vec!["a@x.test".into()],
+                timezone: "UTC".into(),
+                language: "en".into(),
+                policy: None,
+                suspended: false,
+                max_devices: None,
+                quota_bytes: None,
+            },
+            password_hash: "$argon2id$secret".into(),
+        });
+        let t = render(&envelope(7), &event);
+        let full: Value = serde_json::from_str(&with_id(&t.full, "msg_1")).unwrap();
+        assert_eq!(full["id"], "msg_1");
+        assert_eq!(full["type"], "user.created");
+        assert_eq!(full["type_code"], 4100);
+        assert_eq!(full["timestamp"], "2023-11-14T22:13:20.123456Z");
+        assert_eq!(full["tenant_id"], "root");
+        assert_eq!(full["actor"], "adm_1");
+        assert_eq!(full["resource_id"], user_id.to_string());
+        assert_eq!(full["position"], 7);
+        assert_eq!(full["data"]["spec"]["username"], "alice");
+        assert!(!t.full.contains("argon2"), "{}", t.full);
+        let none: Value = serde_json::from_str(&with_id(&t.none, "msg_1")).unwrap();
+        assert!(none.get("data").is_none());
+        assert_eq!(none["position"], 7);
+
+        let smtp = Event::TenantEmailUpdated(TenantEmailUpdated {
+            tenant: TenantRef::Root,
+            settings: EmailSettings {
+                mode: EmailMode::Smtp,
+                from_address: "a@x.test".into(),
+                from_name: "A".into(),
+                host: "smtp.x.test".into(),
+                port: 25,
+                username: "u".into(),
+                password: Some("hunter2".into()),
+                allow_invalid_cert: false,
+            },
+        });
+        let t = render(&envelope(8), &smtp);
+        assert!(!t.full.contains("hunter2"));
+        assert!(t.full.contains("smtp.x.test"));
+    }
+}

@@ -1,0 +1,23 @@
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum WebhookError {
+    #[error("storage: {0}")]
+    Storage(#[from] sled::Error),
+    #[error("event log: {0}")]
+    Log(#[from] eventlog::LogError),
+    #[error("event payload: {0}")]
+    Decode(#[from] domain::DecodeError),
+    #[error("stored record: {0}")]
+    Record(#[from] serde_json::Error),
+    #[error("a secret must be whsec_ followed by base64 of at least 24 bytes")]
+    BadSecret,
+    #[error("no secret stored for fingerprint {fingerprint}")]
+    MissingSecret { fingerprint: String },
+    #[error("webhook {id} not found")]
+    UnknownWebhook { id: String },
+    #[error("delivery {id} not found")]
+    UnknownDelivery { id: String },
+    #[error("invalid retry schedule {value:?}: {reason}")]
+    BadRetrySchedule { value: String, reason: String },
+}

@@ -1,0 +1,827 @@
+//! The durable delivery subscriber and the dispatcher.
+//!
+//! The subscriber tails the log from its checkpoint. For each event it finds the endpoints
+//! that want it (tenant match or top level, allow list, enabled), and writes the body, one
+//! delivery record and one pending marker per endpoint, and the new checkpoint, in one sled
+//! batch: after a crash it either redoes the whole batch or none of it is lost. Endpoint
+//! changes (webhook events, tenant removal) are applied to its registry in the same batch, so
+//! routing at position p always reflects the endpoints as of p.
+//!
+//! The dispatcher keeps a ready queue per endpoint and a timer set for retries, all rebuilt
+//! from the pending markers at start. It starts attempts round-robin across endpoints under a
+//! per-endpoint and a global bound, so a hanging endpoint holds at most its own slots while
+//! the others keep flowing. An attempt's outcome is written before its pending marker goes,
+//! so a crash at any point leaves the delivery pending and it is sent again (at least once).
+
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use domain::commands::DisableWebhook;
+use domain::ids::{TenantRef, WebhookId};
+use domain::model::Webhook;
+use domain::Event;
+use eventlog::{Checkpoints, EventLog, Position, RecordedEvent, Subscription};
+use tokio::sync::{watch, Notify};
+use writer::{Clock, CommandMeta, Writer};
+
+use crate::body::{self, Templates};
+use crate::config::DeliveryConfig;
+use crate::error::WebhookError;
+use crate::metrics::{Metrics, MetricsSnapshot};
+use crate::secret::{Secret, SecretStore};
+use crate::sign::signature_header;
+use crate::store::*;
+
+/// The consumer name: its checkpoint and records live in the tree `sub/webhooks`.
+pub const CONSUMER: &str = "webhooks";
+/// Log events read per subscriber batch.
+const BATCH: usize = 512;
+/// Response bodies are read (so the connection can be reused) up to this many bytes.
+const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+
+/// The webhooks service: subscriber, dispatcher, and the operations the API needs. Cheap
+/// to clone.
+#[derive(Clone)]
+pub struct Webhooks {
+    inner: Arc<Inner>,
+}
+
+/// What [`Webhooks::replay`] queued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReplaySummary {
+    /// Deliveries (re)queued.
+    pub queued: u64,
+    /// The last position looked at; later events reach the endpoint through the subscriber.
+    pub up_to: Position,
+}
+
+struct Inner {
+    db: sled::Db,
+    checkpoints: Checkpoints,
+    secrets: SecretStore,
+    log: Arc<dyn EventLog>,
+    writer: Writer,
+    clock: Arc<dyn Clock>,
+    config: DeliveryConfig,
+    http: reqwest::Client,
+    registry: RwLock<HashMap<WebhookId, Webhook>>,
+    queues: Mutex<Queues>,
+    subscription: tokio::sync::Mutex<Subscription>,
+    /// Woken whenever work may have become available or an attempt finished.
+    wake: Notify,
+    metrics: Arc<Metrics>,
+    position: watch::Sender<Position>,
+}
+
+#[derive(Default)]
+struct Queues {
+    ready: HashMap<WebhookId, VecDeque<DeliveryId>>,
+    in_flight_by: HashMap<WebhookId, usize>,
+    in_flight: usize,
+    timers: BTreeSet<(i64, DeliveryId)>,
+    /// Every delivery in `ready`, `timers` or in flight, with its timer if it has one.
+    queued: HashMap<DeliveryId, Option<i64>>,
+}
+
+impl Queues {
+    fn enqueue(&mut self, id: DeliveryId, due_us: i64, now_us: i64) {
+        if self.queued.contains_key(&id) {
+            return;
+        }
+        if due_us <= now_us {
+            self.queued.insert(id, None);
+            self.ready.entry(id.webhook).or_default().push_back(id);
+        } else {
+            self.queued.insert(id, Some(due_us));
+            self.timers.insert((due_us, id));
+        }
+    }
+
+    fn promote(&mut self, now_us: i64) {
+        while let Some(&(due, id)) = self.timers.first() {
+            if due > now_us {
+                break;
+            }
+            self.timers.pop_first();
+            self.queued.insert(id, None);
+            self.ready.entry(id.webhook).or_default().push_back(id);
+        }
+    }
+
+    /// Takes ready deliveries round-robin across endpoints within both bounds.
+    fn take(&mut self, config: &DeliveryConfig) -> Vec<DeliveryId> {
+        let mut taken = Vec::new();
+        loop {
+            let mut progress = false;
+            for (webhook, queue) in self.ready.iter_mut() {
+                if self.in_flight >= config.max_in_flight {
+                    return taken;
+                }
+                let busy = self.in_flight_by.entry(*webhook).or_default();
+                if *busy >= config.per_endpoint_concurrency {
+                    continue;
+                }
+                if let Some(id) = queue.pop_front() {
+                    *busy += 1;
+                    self.in_flight += 1;
+                    taken.push(id);
+                    progress = true;
+                }
+            }
+            self.ready.retain(|_, q| !q.is_empty());
+            if !progress {
+                return taken;
+            }
+        }
+    }
+
+    fn finish(&mut self, id: DeliveryId) {
+        self.queued.remove(&id);
+        self.in_flight -= 1;
+        if let Some(busy) = self.in_flight_by.get_mut(&id.webhook) {
+            *busy -= 1;
+            if *busy == 0 {
+                self.in_flight_by.remove(&id.webhook);
+            }
+        }
+    }
+
+    fn idle(&self) -> bool {
+        self.in_flight == 0 && self.ready.is_empty()
+    }
+}
+
+/// What one attempt came to.
+enum Outcome {
+    Delivered,
+    /// Retry at this time.
+    Retry(i64),
+    Failed,
+    Cancelled,
+}
+
+impl Webhooks {
+    /// Opens the service on the log's database: loads the endpoints and the pending
+    /// deliveries as of the last checkpoint. Nothing runs until [`Webhooks::run`] (or, in
+    /// tests, [`Webhooks::run_until_idle`]).
+    pub fn open(
+        db: &sled::Db,
+        log: Arc<dyn EventLog>,
+        writer: Writer,
+        clock: Arc<dyn Clock>,
+        config: DeliveryConfig,
+    ) -> Result<Webhooks, WebhookError> {
+        let checkpoints = Checkpoints::open(db, CONSUMER)?;
+        let position = checkpoints.load()?;
+        let tree = checkpoints.tree().clone();
+        let mut registry = HashMap::new();
+        for entry in tree.scan_prefix([ENDPOINT]) {
+            let (_, value) = entry?;
+            let webhook: Webhook = serde_json::from_slice(&value)?;
+            registry.insert(webhook.id, webhook);
+        }
+        let now = clock.now_us();
+        let mut queues = Queues::default();
+        for entry in tree.scan_prefix([PENDING]) {
+            let (key, _) = entry?;
+            let Some(id) = parse_delivery_key(&key) else {
+                continue;
+            };
+            if let Some(record) = load_record(&tree, id)? {
+                queues.enqueue(id, record.next_attempt_at_us, now);
+            }
+        }
+        let metrics = Arc::new(Metrics::default());
+        Metrics::add(&metrics.queue_depth, queues.queued.len() as u64);
+        let http = reqwest::Client::builder()
+            .timeout(config.request_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_max_idle_per_host(config.per_endpoint_concurrency)
+            .user_agent("halley-webhooks")
+            .build()
+            .expect("the HTTP client builds with rustls");
+        let (position_tx, _) = watch::channel(position);
+        Ok(Webhooks {
+            inner: Arc::new(Inner {
+                db: db.clone(),
+                secrets: SecretStore::open(db)?,
+                subscription: tokio::sync::Mutex::new(Subscription::new(log.clone(), position)),
+                checkpoints,
+                log,
+                writer,
+                clock,
+                config,
+                http,
+                registry: RwLock::new(registry),
+                queues: Mutex::new(queues),
+                wake: Notify::new(),
+                metrics,
+                position: position_tx,
+            }),
+        })
+    }
+
+    // --- running -------------------------------------------------------------------------
+
+    /// Runs the subscriber and the dispatcher until `shutdown` turns true. Attempts in
+    /// flight at shutdown finish on their own; any cut short stay pending for the next start.
+    pub async fn run(&self, mut shutdown: watch::Receiver<bool>) -> Result<(), WebhookError> {
+        let subscriber = self.clone();
+        let mut sub_shutdown = shutdown.clone();
+        let mut subscriber = tokio::spawn(async move {
+            loop {
+                let mut sub = subscriber.inner.subscription.lock().await;
+                let batch = tokio::select! {
+                    batch = sub.next_batch(BATCH) => batch?,
+                    _ = sub_shutdown.wait_for(|stop| *stop) => return Ok(()),
+                };
+                drop(sub);
+                subscriber.inner.apply_batch(batch)?;
+            }
+        });
+        let inner = &self.inner;
+        loop {
+            let notified = inner.wake.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            inner.start_due();
+            let next_timer = inner.lock_queues().timers.first().map(|(due, _)| *due);
+            let sleep = async {
+                match next_timer {
+                    Some(due) => {
+                        let wait = u64::try_from(due - inner.clock.now_us()).unwrap_or(0);
+                        tokio::time::sleep(Duration::from_micros(wait)).await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = notified => {}
+                _ = sleep => {}
+                _ = shutdown.wait_for(|stop| *stop) => break,
+                ended = &mut subscriber => {
+                    return ended.unwrap_or(Ok(()));
+                }
+            }
+        }
+        subscriber.await.unwrap_or(Ok(()))
+    }
+
+    /// Applies every event the log holds now (without waiting for more); returns the
+    /// subscriber's position.
+    pub async fn catch_up(&self) -> Result<Position, WebhookError> {
+        let mut sub = self.inner.subscription.lock().await;
+        loop {
+            let batch = sub.try_next_batch(BATCH).await?;
+            if batch.is_empty() {
+                return Ok(sub.position());
+            }
+            self.inner.apply_batch(batch)?;
+        }
+    }
+
+    /// Test and shutdown driver: catches up with the log and makes every attempt that is due
+    /// by the clock, repeatedly, until nothing is due or in flight. Retries scheduled for
+    /// later stay queued: move the clock and call again.
+    pub async fn run_until_idle(&self) -> Result<(), WebhookError> {
+        loop {
+            self.catch_up().await?;
+            let notified = self.inner.wake.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            self.inner.start_due();
+            let idle = self.inner.lock_queues().idle();
+            if idle && self.inner.log.head() <= self.inner.checkpoints.load()? {
+                return Ok(());
+            }
+            if !idle {
+                notified.await;
+            }
+        }
+    }
+
+    /// Waits until the subscriber has applied `position` (read-your-writes for endpoints).
+    pub async fn wait_for(&self, position: Position) {
+        let mut rx = self.inner.position.subscribe();
+        // An error means the service is gone; nothing to wait for then.
+        let _ = rx.wait_for(|p| *p >= position).await;
+    }
+
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.inner.metrics.snapshot()
+    }
+
+    /// The counters, to share with a [`crate::StreamHub`] so `/metrics` reads one place.
+    pub fn metrics_handle(&self) -> Arc<Metrics> {
+        self.inner.metrics.clone()
+    }
+
+    // --- endpoints and secrets -----------------------------------------------------------
+
+    /// A fresh secret, stored durably; put its fingerprint in `CreateWebhook` or
+    /// `RotateWebhookSecret`, and show [`Secret::expose`] to the caller once.
+    pub async fn new_secret(&self) -> Result<(Secret, String), WebhookError> {
+        let secret = Secret::generate();
+        let fingerprint = self.inner.secrets.put(&secret).await?;
+        Ok((secret, fingerprint))
+    }
+
+    pub fn secrets(&self) -> &SecretStore {
+        &self.inner.secrets
+    }
+
+    /// An endpoint as of the subscriber's position (see [`Webhooks::wait_for`]).
+    pub fn webhook(&self, id: WebhookId) -> Option<Webhook> {
+        self.inner.read_registry().get(&id).cloned()
+    }
+
+    /// The endpoints `tenant` owns (root: the top-level ones), by id.
+    pub fn webhooks_of(&self, tenant: TenantRef) -> Vec<Webhook> {
+        let mut all: Vec<Webhook> = self
+            .inner
+            .read_registry()
+            .values()
+            .filter(|w| w.tenant == tenant)
+            .cloned()
+            .collect();
+        all.sort_by_key(|w| w.id);
+        all
+    }
+
+    // --- delivery log and operations -----------------------------------------------------
+
+    pub fn delivery(&self, id: DeliveryId) -> Result<Option<DeliveryRecord>, WebhookError> {
+        load_record(self.inner.checkpoints.tree(), id)
+    }
+
+    /// One endpoint's deliveries in id order (position, then seq), after the cursor.
+    pub fn deliveries(
+        &self,
+        webhook: WebhookId,
+        after: Option<DeliveryId>,
+        limit: usize,
+    ) -> Result<Vec<DeliveryRecord>, WebhookError> {
+        let tree = self.inner.checkpoints.tree();
+        let prefix = endpoint_prefix(DELIVERY, webhook);
+        let start = match after {
+            Some(id) => {
+                let mut key = delivery_key(DELIVERY, id);
+                key.push(0);
+                key
+            }
+            None => prefix.clone(),
+        };
+        let mut out = Vec::new();
+        for entry in tree.range(start..) {
+            let (key, value) = entry?;
+            if !key.starts_with(&prefix) || out.len() == limit {
+                break;
+            }
+            out.push(serde_json::from_slice(&value)?);
+        }
+        Ok(out)
+    }
+
+    /// Sends one delivery again now, whatever its state; a delivery already in flight is
+    /// left to finish. Returns the record as queued.
+    pub fn retry(&self, id: DeliveryId) -> Result<DeliveryRecord, WebhookError> {
+        let record = self
+            .delivery(id)?
+            .ok_or_else(|| WebhookError::UnknownDelivery { id: id.to_string() })?;
+        self.inner.requeue_now(vec![record])?;
+        self.inner.wake.notify_waiters();
+        self.delivery(id)?
+            .ok_or_else(|| WebhookError::UnknownDelivery { id: id.to_string() })
+    }
+
+    /// Queues every event after `after` (up to the subscriber's position) that the endpoint
+    /// wants under its current settings, with the same delivery ids as the first time.
+    pub async fn replay(
+        &self,
+        webhook: WebhookId,
+        after: Position,
+    ) -> Result<ReplaySummary, WebhookError> {
+        let inner = &self.inner;
+        let endpoint = self
+            .webhook(webhook)
+            .ok_or_else(|| WebhookError::UnknownWebhook {
+                id: webhook.to_string(),
+            })?;
+        let up_to = inner.checkpoints.load()?;
+        let tree = inner.checkpoints.tree();
+        let mut cursor = after;
+        let mut queued = 0;
+        while cursor < up_to {
+            let events = inner.log.read_all(cursor, BATCH).await?;
+            let Some(last) = events.last() else { break };
+            cursor = last.envelope.position;
+            let mut batch = Vec::new();
+            for recorded in events {
+                let envelope = &recorded.envelope;
+                if envelope.position > up_to {
+                    break;
+                }
+                let event = domain::decode(
+                    envelope.type_code,
+                    envelope.schema_version,
+                    &recorded.payload,
+                )?;
+                if !routes(&endpoint, &event) {
+                    continue;
+                }
+                if load_templates(tree, envelope.position, 0)?.is_none() {
+                    tree.insert(
+                        body_key(envelope.position, 0),
+                        to_json(&body::render(envelope, &event)),
+                    )?;
+                }
+                let id = DeliveryId {
+                    webhook,
+                    position: envelope.position,
+                    seq: 0,
+                };
+                let existing = load_record(tree, id)?;
+                let record = existing.unwrap_or_else(|| {
+                    DeliveryRecord::new(id, envelope.type_code, inner.clock.now_us())
+                });
+                batch.push(record);
+            }
+            queued += batch.len() as u64;
+            inner.requeue_now(batch)?;
+            inner.wake.notify_waiters();
+        }
+        Ok(ReplaySummary { queued, up_to })
+    }
+
+    /// Queues a `webhook.test` delivery to the endpoint (even if disabled it is not sent:
+    /// a disabled endpoint receives nothing).
+    pub fn send_test(&self, webhook: WebhookId, actor: &str) -> Result<DeliveryId, WebhookError> {
+        let inner = &self.inner;
+        let endpoint = self
+            .webhook(webhook)
+            .ok_or_else(|| WebhookError::UnknownWebhook {
+                id: webhook.to_string(),
+            })?;
+        let now = inner.clock.now_us();
+        let id = DeliveryId {
+            webhook,
+            position: inner.checkpoints.load()?,
+            seq: inner.db.generate_id()? + 1,
+        };
+        let templates = body::render_test(&endpoint, id.position, now, actor);
+        inner
+            .checkpoints
+            .tree()
+            .insert(body_key(id.position, id.seq), to_json(&templates))?;
+        let record = DeliveryRecord::new(id, body::TEST_TYPE_CODE, now);
+        inner.requeue_now(vec![record])?;
+        inner.wake.notify_waiters();
+        Ok(id)
+    }
+}
+
+/// Whether `webhook` wants `event`: its own tenant's events (all of them at the top level),
+/// of a listed type (any if the list is empty), while enabled.
+fn routes(webhook: &Webhook, event: &Event) -> bool {
+    webhook.spec.enabled
+        && (webhook.tenant == TenantRef::Root || webhook.tenant == event.tenant())
+        && webhook.spec.wants(event.type_code())
+}
+
+impl Inner {
+    fn lock_queues(&self) -> std::sync::MutexGuard<'_, Queues> {
+        self.queues.lock().expect("queue lock poisoned")
+    }
+
+    fn read_registry(&self) -> std::sync::RwLockReadGuard<'_, HashMap<WebhookId, Webhook>> {
+        self.registry.read().expect("registry lock poisoned")
+    }
+
+    /// Fans one batch of log events out into deliveries, atomically with the checkpoint.
+    fn apply_batch(&self, events: Vec<RecordedEvent>) -> Result<(), WebhookError> {
+        let Some(last) = events.last().map(|e| e.envelope.position) else {
+            return Ok(());
+        };
+        let now = self.clock.now_us();
+        let mut batch = sled::Batch::default();
+        let mut created = Vec::new();
+        {
+            let mut registry = self.registry.write().expect("registry lock poisoned");
+            for recorded in &events {
+                let envelope = &recorded.envelope;
+                let event = domain::decode(
+                    envelope.type_code,
+                    envelope.schema_version,
+                    &recorded.payload,
+                )?;
+                let targets: Vec<WebhookId> = registry
+                    .values()
+                    .filter(|w| routes(w, &event))
+                    .map(|w| w.id)
+                    .collect();
+                if !targets.is_empty() {
+                    let templates = body::render(envelope, &event);
+                    batch.insert(&body_key(envelope.position, 0), to_json(&templates));
+                    for webhook in targets {
+                        let id = DeliveryId {
+                            webhook,
+                            position: envelope.position,
+                            seq: 0,
+                        };
+                        let record = DeliveryRecord::new(id, envelope.type_code, now);
+                        batch.insert(delivery_key(DELIVERY, id), to_json(&record));
+                        batch.insert(delivery_key(PENDING, id), &[]);
+                        created.push(id);
+                    }
+                }
+                apply_to_registry(&mut registry, &mut batch, &event);
+            }
+        }
+        self.checkpoints.commit(batch, last)?;
+        {
+            let mut queues = self.lock_queues();
+            for id in &created {
+                queues.enqueue(*id, now, now);
+            }
+        }
+        Metrics::add(&self.metrics.queue_depth, created.len() as u64);
+        self.position.send_replace(last);
+        self.wake.notify_waiters();
+        Ok(())
+    }
+
+    /// Puts records back in the queue due now: in flight → left alone; waiting for a retry
+    /// → moved to now; otherwise reset to pending and written with its marker.
+    fn requeue_now(&self, records: Vec<DeliveryRecord>) -> Result<(), WebhookError> {
+        let tree = self.checkpoints.tree();
+        let now = self.clock.now_us();
+        let mut queues = self.lock_queues();
+        let mut batch = sled::Batch::default();
+        let mut fresh = Vec::new();
+        for mut record in records {
+            let id = record.id();
+            match queues.queued.get(&id).copied() {
+                Some(None) => {}
+                Some(Some(due)) => {
+                    queues.timers.remove(&(due, id));
+                    queues.queued.remove(&id);
+                    record.requeue(now);
+                    batch.insert(delivery_key(DELIVERY, id), to_json(&record));
+                    fresh.push(id);
+                }
+                None => {
+                    if record.status != DeliveryStatus::Pending {
+                        Metrics::add(&self.metrics.queue_depth, 1);
+                    }
+                    record.requeue(now);
+                    batch.insert(delivery_key(DELIVERY, id), to_json(&record));
+                    batch.insert(delivery_key(PENDING, id), &[]);
+                    fresh.push(id);
+                }
+            }
+        }
+        tree.apply_batch(batch)?;
+        for id in fresh {
+            queues.enqueue(id, now, now);
+        }
+        Ok(())
+    }
+
+    /// Starts every attempt that is due and fits the bounds.
+    fn start_due(self: &Arc<Self>) {
+        let taken = {
+            let mut queues = self.lock_queues();
+            queues.promote(self.clock.now_us());
+            queues.take(&self.config)
+        };
+        Metrics::add(&self.metrics.in_flight, taken.len() as u64);
+        for id in taken {
+            let inner = self.clone();
+            tokio::spawn(async move {
+                let outcome = match inner.attempt(id).await {
+                    Ok(outcome) => outcome,
+                    Err(error) => {
+                        // The record could not be read or written: leave the delivery
+                        // pending and try again after the first retry delay.
+                        tracing::error!(delivery = %id, %error, "webhook attempt failed to run");
+                        let delay = inner.config.retry_schedule.first().copied();
+                        Outcome::Retry(
+                            inner.clock.now_us()
+                                + delay.unwrap_or(Duration::from_secs(5)).as_micros() as i64,
+                        )
+                    }
+                };
+                let mut queues = inner.lock_queues();
+                queues.finish(id);
+                if let Outcome::Retry(due) = outcome {
+                    queues.enqueue(id, due, inner.clock.now_us());
+                }
+                drop(queues);
+                Metrics::sub(&inner.metrics.in_flight, 1);
+                inner.wake.notify_waiters();
+            });
+        }
+    }
+
+    /// One HTTP attempt of a pending delivery, with its outcome written down.
+    async fn attempt(&self, id: DeliveryId) -> Result<Outcome, WebhookError> {
+        let tree = self.checkpoints.tree();
+        let Some(mut record) = load_record(tree, id)? else {
+            return Ok(Outcome::Cancelled);
+        };
+        if record.status != DeliveryStatus::Pending {
+            return Ok(Outcome::Cancelled);
+        }
+        let endpoint = self
+            .read_registry()
+            .get(&id.webhook)
+            .filter(|w| w.spec.enabled)
+            .cloned();
+        let Some(endpoint) = endpoint else {
+            record.status = DeliveryStatus::Cancelled;
+            record.last_error = Some("the endpoint was disabled or removed".into());
+            self.settle(&record)?;
+            return Ok(Outcome::Cancelled);
+        };
+        let templates: Templates = load_templates(tree, id.position, id.seq)?
+            .ok_or_else(|| WebhookError::UnknownDelivery { id: id.to_string() })?;
+        let msg_id = id.to_string();
+        let body = body::with_id(templates.for_level(endpoint.spec.level), &msg_id);
+        let now_us = self.clock.now_us();
+        let timestamp = now_us.div_euclid(1_000_000);
+        let mut secrets = Vec::new();
+        for fingerprint in endpoint.signing_secrets(timestamp) {
+            match self.secrets.get(fingerprint)? {
+                Some(secret) => secrets.push(secret),
+                None => tracing::error!(
+                    webhook = %endpoint.id, fingerprint, "signing secret missing from the store"
+                ),
+            }
+        }
+        let signature = signature_header(&secrets, &msg_id, timestamp, body.as_bytes());
+        let mut request = self
+            .http
+            .post(&endpoint.spec.url)
+            .header("content-type", "application/json")
+            .header("webhook-id", &msg_id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", signature);
+        for (name, value) in &endpoint.spec.custom_headers {
+            request = request.header(name, value);
+        }
+        Metrics::add(&self.metrics.attempts, 1);
+        let started = Instant::now();
+        let result = request.body(body).send().await;
+        let (status_code, error, retry_after) = match result {
+            Ok(mut response) => {
+                let status = response.status();
+                let retry_after = retry_after(response.headers(), now_us);
+                let mut read = 0;
+                while let Ok(Some(chunk)) = response.chunk().await {
+                    read += chunk.len();
+                    if read > MAX_RESPONSE_BYTES {
+                        break;
+                    }
+                }
+                let error = (!status.is_success()).then(|| format!("answered {status}"));
+                (Some(status.as_u16()), error, retry_after)
+            }
+            Err(e) if e.is_timeout() => (None, Some("timed out".to_owned()), None),
+            Err(e) => (None, Some(format!("request failed: {e}")), None),
+        };
+        let latency = started.elapsed();
+        Metrics::add(&self.metrics.latency_us_sum, latency.as_micros() as u64);
+        record.record(Attempt {
+            at_us: now_us,
+            status_code,
+            latency_ms: latency.as_millis() as u64,
+            error: error.clone(),
+        });
+        if error.is_none() {
+            record.status = DeliveryStatus::Delivered;
+            Metrics::add(&self.metrics.delivered, 1);
+            self.settle(&record)?;
+            return Ok(Outcome::Delivered);
+        }
+        Metrics::add(&self.metrics.failures, 1);
+        if status_code == Some(410) {
+            record.status = DeliveryStatus::Failed;
+            self.settle(&record)?;
+            self.disable(&endpoint, &msg_id).await;
+            return Ok(Outcome::Failed);
+        }
+        record.failures_in_series += 1;
+        match self.retry_delay(record.failures_in_series, retry_after) {
+            Some(delay) => {
+                record.next_attempt_at_us = self.clock.now_us() + delay.as_micros() as i64;
+                tree.insert(delivery_key(DELIVERY, id), to_json(&record))?;
+                Ok(Outcome::Retry(record.next_attempt_at_us))
+            }
+            None => {
+                record.status = DeliveryStatus::Failed;
+                Metrics::add(&self.metrics.gave_up, 1);
+                self.settle(&record)?;
+                Ok(Outcome::Failed)
+            }
+        }
+    }
+
+    /// Writes a finished delivery and drops its pending marker, in one batch.
+    fn settle(&self, record: &DeliveryRecord) -> Result<(), WebhookError> {
+        let mut batch = sled::Batch::default();
+        batch.insert(delivery_key(DELIVERY, record.id()), to_json(record));
+        batch.remove(delivery_key(PENDING, record.id()));
+        self.checkpoints.tree().apply_batch(batch)?;
+        Metrics::sub(&self.metrics.queue_depth, 1);
+        Ok(())
+    }
+
+    /// The delay before retry number `failures` (1-based), or `None` when the schedule is
+    /// used up. A longer `Retry-After` wins, up to `max_retry_after`.
+    fn retry_delay(&self, failures: u32, retry_after: Option<Duration>) -> Option<Duration> {
+        let base = *self.config.retry_schedule.get(failures as usize - 1)?;
+        let scheduled = base.mul_f64(1.0 + rand::random::<f64>() * self.config.jitter);
+        Some(match retry_after {
+            Some(asked) => scheduled.max(asked.min(self.config.max_retry_after)),
+            None => scheduled,
+        })
+    }
+
+    /// 410 Gone: stop sending at once, and record the disable in the log.
+    async fn disable(&self, endpoint: &Webhook, msg_id: &str) {
+        if let Some(w) = self
+            .registry
+            .write()
+            .expect("registry lock poisoned")
+            .get_mut(&endpoint.id)
+        {
+            w.spec.enabled = false;
+        }
+        let meta = CommandMeta {
+            actor: "system".into(),
+            correlation_id: msg_id.to_owned(),
+            idempotency_key: None,
+            expected_version: None,
+        };
+        let command = DisableWebhook {
+            webhook_id: endpoint.id,
+            reason: format!("the endpoint answered 410 Gone to delivery {msg_id}"),
+        };
+        if let Err(error) = self.writer.execute(meta, command.into()).await {
+            // The endpoint is already off in memory; after a restart the next 410 tries
+            // again.
+            tracing::warn!(webhook = %endpoint.id, %error, "could not record the webhook as disabled");
+        }
+    }
+}
+
+/// `Retry-After` as delta-seconds or an HTTP date.
+fn retry_after(headers: &reqwest::header::HeaderMap, now_us: i64) -> Option<Duration> {
+    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    if let Ok(secs) = value.trim().parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value.trim()).ok()?;
+    let wait = at.timestamp_micros() - now_us;
+    Some(Duration::from_micros(u64::try_from(wait).unwrap_or(0)))
+}
+
+/// Keeps the registry (and its rows in `batch`) in step with endpoint events.
+fn apply_to_registry(
+    registry: &mut HashMap<WebhookId, Webhook>,
+    batch: &mut sled::Batch,
+    event: &Event,
+) {
+    let touched: Vec<WebhookId> = match event {
+        Event::WebhookCreated(e) => vec![e.webhook_id],
+        Event::WebhookUpdated(e) => vec![e.webhook_id],
+        Event::WebhookRemoved(e) => vec![e.webhook_id],
+        Event::WebhookSecretRotated(e) => vec![e.webhook_id],
+        Event::WebhookDisabled(e) => vec![e.webhook_id],
+        Event::TenantRemoved(e) => {
+            let owner = TenantRef::Tenant(e.tenant_id);
+            let gone: HashSet<WebhookId> = registry
+                .values()
+                .filter(|w| w.tenant == owner)
+                .map(|w| w.id)
+                .collect();
+            for id in &gone {
+                registry.remove(id);
+                batch.remove(endpoint_key(*id));
+            }
+            return;
+        }
+        _ => return,
+    };
+    for id in touched {
+        let old = registry.remove(&id);
+        match Webhook::evolve(old, event) {
+            Some(w) => {
+                batch.insert(endpoint_key(id), to_json(&w));
+                registry.insert(id, w);
+            }
+            None => batch.remove(endpoint_key(id)),
+        }
+    }
+}

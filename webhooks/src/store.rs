@@ -1,0 +1,229 @@
+//! The delivery tree's layout. Everything lives in the consumer tree `sub/webhooks`, next to
+//! the checkpoint, so the subscriber commits endpoints, bodies, deliveries and its position
+//! in one sled batch:
+//!
+//! - `w` + webhook id → the endpoint as of the checkpoint (JSON `domain::model::Webhook`)
+//! - `b` + position + seq → the body [`Templates`] of an event (seq 0) or a test delivery
+//! - `d` + webhook id + position + seq → [`DeliveryRecord`]
+//! - `p` + webhook id + position + seq → empty: the delivery still needs an attempt
+
+use std::fmt;
+use std::str::FromStr;
+
+use domain::ids::WebhookId;
+use eventlog::Position;
+use serde::{Deserialize, Serialize};
+
+use crate::body::Templates;
+use crate::error::WebhookError;
+
+/// Attempts kept per delivery in its log; older ones are summarised by `attempt_count`.
+pub const KEPT_ATTEMPTS: usize = 20;
+
+/// A delivery: one event (or test) for one endpoint. Its id is the `webhook-id` header,
+/// stable across retries, manual retries and replays: `msg_<position>_<seq>_<webhook id>`
+/// (seq is 0 for log events, a fresh number for test deliveries).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DeliveryId {
+    pub webhook: WebhookId,
+    pub position: Position,
+    pub seq: u64,
+}
+
+impl fmt::Display for DeliveryId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "msg_{}_{}_{}", self.position, self.seq, self.webhook)
+    }
+}
+
+impl FromStr for DeliveryId {
+    type Err = WebhookError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || WebhookError::UnknownDelivery { id: s.to_owned() };
+        let mut parts = s.strip_prefix("msg_").ok_or_else(bad)?.splitn(3, '_');
+        let position = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
+        let seq = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
+        let webhook = parts
+            .next()
+            .and_then(|w| WebhookId::parse(w).ok())
+            .ok_or_else(bad)?;
+        Ok(DeliveryId {
+            webhook,
+            position,
+            seq,
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    /// Waiting for its first attempt or a retry.
+    Pending,
+    Delivered,
+    /// Every scheduled retry failed, or the endpoint answered 410.
+    Failed,
+    /// The endpoint was disabled or removed before the delivery succeeded.
+    Cancelled,
+}
+
+/// One HTTP attempt.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    /// Unix microseconds when the request was sent.
+    pub at_us: i64,
+    /// The response status, if a response came.
+    pub status_code: Option<u16>,
+    pub latency_ms: u64,
+    /// Why it failed (non-2xx, timeout, connection error), if it did.
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryRecord {
+    pub webhook_id: WebhookId,
+    pub position: Position,
+    pub seq: u64,
+    pub type_code: u16,
+    pub status: DeliveryStatus,
+    pub created_at_us: i64,
+    /// When the next attempt is due (meaningful while pending).
+    pub next_attempt_at_us: i64,
+    /// Every attempt ever made, including before manual retries and replays.
+    pub attempt_count: u32,
+    /// Failures since the delivery was (re)queued: picks the next retry delay.
+    pub failures_in_series: u32,
+    /// The latest attempts, oldest first, at most [`KEPT_ATTEMPTS`].
+    pub attempts: Vec<Attempt>,
+    pub last_error: Option<String>,
+}
+
+impl DeliveryRecord {
+    pub fn id(&self) -> DeliveryId {
+        DeliveryId {
+            webhook: self.webhook_id,
+            position: self.position,
+            seq: self.seq,
+        }
+    }
+
+    pub(crate) fn new(id: DeliveryId, type_code: u16, now_us: i64) -> DeliveryRecord {
+        DeliveryRecord {
+            webhook_id: id.webhook,
+            position: id.position,
+            seq: id.seq,
+            type_code,
+            status: DeliveryStatus::Pending,
+            created_at_us: now_us,
+            next_attempt_at_us: now_us,
+            attempt_count: 0,
+            failures_in_series: 0,
+            attempts: Vec::new(),
+            last_error: None,
+        }
+    }
+
+    pub(crate) fn requeue(&mut self, now_us: i64) {
+        self.status = DeliveryStatus::Pending;
+        self.next_attempt_at_us = now_us;
+        self.failures_in_series = 0;
+    }
+
+    pub(crate) fn record(&mut self, attempt: Attempt) {
+        self.attempt_count += 1;
+        self.last_error.clone_from(&attempt.error);
+        if self.attempts.len() == KEPT_ATTEMPTS {
+            self.attempts.remove(0);
+        }
+        self.attempts.push(attempt);
+    }
+}
+
+pub(crate) const ENDPOINT: u8 = b'w';
+pub(crate) const BODY: u8 = b'b';
+pub(crate) const DELIVERY: u8 = b'd';
+pub(crate) const PENDING: u8 = b'p';
+
+pub(crate) fn endpoint_key(id: WebhookId) -> Vec<u8> {
+    let mut key = vec![ENDPOINT];
+    key.extend_from_slice(id.to_string().as_bytes());
+    key
+}
+
+pub(crate) fn body_key(position: Position, seq: u64) -> [u8; 17] {
+    let mut key = [BODY; 17];
+    key[1..9].copy_from_slice(&position.to_be_bytes());
+    key[9..].copy_from_slice(&seq.to_be_bytes());
+    key
+}
+
+/// `kind` + webhook id, the prefix of one endpoint's deliveries (or pending markers).
+pub(crate) fn endpoint_prefix(kind: u8, webhook: WebhookId) -> Vec<u8> {
+    let mut key = vec![kind];
+    key.extend_from_slice(webhook.to_string().as_bytes());
+    key
+}
+
+pub(crate) fn delivery_key(kind: u8, id: DeliveryId) -> Vec<u8> {
+    let mut key = endpoint_prefix(kind, id.webhook);
+    key.extend_from_slice(&id.position.to_be_bytes());
+    key.extend_from_slice(&id.seq.to_be_bytes());
+    key
+}
+
+pub(crate) fn parse_delivery_key(key: &[u8]) -> Option<DeliveryId> {
+    // kind (1) + webhook id (30) + position (8) + seq (8)
+    if key.len() != 47 {
+        return None;
+    }
+    let webhook = WebhookId::parse(std::str::from_utf8(&key[1..31]).ok()?).ok()?;
+    Some(DeliveryId {
+        webhook,
+        position: u64::from_be_bytes(key[31..39].try_into().ok()?),
+        seq: u64::from_be_bytes(key[39..47].try_into().ok()?),
+    })
+}
+
+pub(crate) fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("records serialise to JSON")
+}
+
+pub(crate) fn load_templates(
+    tree: &sled::Tree,
+    position: Position,
+    seq: u64,
+) -> Result<Option<Templates>, WebhookError> {
+    match tree.get(body_key(position, seq))? {
+        None => Ok(None),
+        Some(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
+    }
+}
+
+pub(crate) fn load_record(
+    tree: &sled::Tree,
+    id: DeliveryId,
+) -> Result<Option<DeliveryRecord>, WebhookError> {
+    match tree.get(delivery_key(DELIVERY, id))? {
+        None => Ok(None),
+        Some(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delivery_ids_and_keys_round_trip() {
+        let id = DeliveryId {
+            webhook: WebhookId::new(1_700_000_000_000, 5),
+            position: 42,
+            seq: 7,
+        };
+        assert_eq!(id.to_string().parse::<DeliveryId>().unwrap(), id);
+        assert_eq!(parse_delivery_key(&delivery_key(DELIVERY, id)), Some(id));
+        assert!("msg_x_0_whk_1".parse::<DeliveryId>().is_err());
+        assert!("evt_1_0_whk_1".parse::<DeliveryId>().is_err());
+    }
+}
