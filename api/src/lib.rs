@@ -41,10 +41,17 @@ pub const DEFAULT_BODY_LIMIT: usize = 256 * 1024;
 ///
 /// The caller supplies the state: `App::new().app_data(web::Data::new(state)).configure(api::configure)`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.configure(ops::configure)
-        .route("/openapi.json", web::get().to(openapi::serve));
-    utoipa_actix_web::service_config::ServiceConfig::new(cfg).service(routes::scope());
+    register(&mut utoipa_actix_web::service_config::ServiceConfig::new(
+        cfg,
+    ));
     cfg.default_service(web::to(fallback));
+}
+
+/// Every route, each registered with its OpenAPI description; [`openapi::document`] is
+/// built from this same function.
+fn register(cfg: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) {
+    ops::routes(cfg);
+    cfg.service(openapi::serve).service(routes::scope());
 }
 
 async fn fallback(req: HttpRequest) -> HttpResponse {

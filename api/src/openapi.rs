@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use actix_web::dev::ResourceDef;
 use actix_web::http::Method;
-use actix_web::{App, HttpResponse};
+use actix_web::{get, App, HttpResponse};
 use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Content, OpenApi as Document, Ref, RefOr, ResponseBuilder};
@@ -55,7 +55,7 @@ fn built() -> &'static Built {
     BUILT.get_or_init(|| {
         let (_, collected) = App::new()
             .into_utoipa_app()
-            .service(crate::routes::scope())
+            .configure(crate::register)
             .split_for_parts();
         let mut doc = Base::openapi().merge_from(collected);
         add_shared(&mut doc);
@@ -162,7 +162,12 @@ pub fn problem_response(description: &str) -> utoipa::openapi::Response {
         .build()
 }
 
-/// `GET /openapi.json`.
+/// This document.
+#[utoipa::path(
+    tag = "operations",
+    responses((status = 200, description = "The OpenAPI 3.1 document.", body = Object))
+)]
+#[get("/openapi.json")]
 pub(crate) async fn serve() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/json")

@@ -1,23 +1,36 @@
 //! Operations endpoints: liveness, readiness and Prometheus metrics.
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
+use actix_web::{get, web, HttpResponse};
 use projections::Status;
 use serde_json::json;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::{AppState, Problem};
 
-pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(readyz))
-        .route("/metrics", web::get().to(metrics));
+pub(crate) fn routes(cfg: &mut ServiceConfig<'_>) {
+    cfg.service(healthz).service(readyz).service(metrics);
 }
 
 /// The process is up and serving HTTP; says nothing about the data.
+#[utoipa::path(
+    tag = "operations",
+    responses((status = 200, description = "`{\"status\": \"ok\"}`", body = Object))
+)]
+#[get("/healthz")]
 async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
+/// 200 once the read models have replayed the log as it was at start.
+#[utoipa::path(
+    tag = "operations",
+    responses(
+        (status = 200, description = "`{status, log_head, projected}`", body = Object),
+        (status = 503, description = "Still catching up, or the projector stopped.", body = crate::Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/readyz")]
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let head = state.log.head();
     let Status { applied, halted } = *state.read_models.status().borrow();
@@ -47,6 +60,12 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
+/// Prometheus text: log head, projection position and lag, group-commit counters.
+#[utoipa::path(
+    tag = "operations",
+    responses((status = 200, description = "Prometheus exposition text.", body = String, content_type = "text/plain"))
+)]
+#[get("/metrics")]
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let head = state.log.head();
     let projected = state.read_models.position();
