@@ -24,6 +24,37 @@ fn history(seed: u64) -> (ReadModels, Vec<domain::Event>) {
     (models, events)
 }
 
+fn expected_days(models: &ReadModels) -> BTreeMap<(String, i64), DayStats> {
+    let mut expected: BTreeMap<(String, i64), DayStats> = BTreeMap::new();
+    for job in models.state.jobs() {
+        let stats = expected
+            .entry((job.tenant.to_string(), day_of(job.started_at)))
+            .or_default();
+        stats.add(&super::super::search::JobFacts::of(job), 1);
+    }
+    expected
+}
+
+fn all_days(models: &ReadModels) -> BTreeMap<(String, i64), DayStats> {
+    models
+        .job_stats(Scope::Root, i64::MIN, i64::MAX)
+        .into_iter()
+        .map(|d| ((d.tenant.to_string(), d.day), d.stats.clone()))
+        .collect()
+}
+
+/// Abandoned and revived jobs, missed and skipped runs, transferred and removed users.
+#[test]
+fn day_stats_follow_mixed_histories() {
+    for seed in [1, 0x5eed, 0xdead_beef] {
+        let mut models = ReadModels::default();
+        for event in crate::testkit::World::new(seed).events(3_000) {
+            models.apply_event(&event);
+        }
+        assert_eq!(all_days(&models), expected_days(&models), "seed {seed}");
+    }
+}
+
 #[test]
 fn day_stats_equal_a_count_over_every_job() {
     let (models, _) = history(1);

@@ -548,3 +548,45 @@ fn a_job_that_ends_before_it_starts_is_still_found_by_its_end() {
     assert_eq!(ids(&found), vec![job.id]);
     assert_eq!(models.count_jobs(scope, &parse("duration < 0"), END), 1);
 }
+
+/// Histories with user removals and transfers, abandoned and revived jobs, missed and
+/// skipped runs: searches still equal the naive evaluation.
+#[test]
+fn mixed_histories_search_like_the_naive_evaluation() {
+    let filters = [
+        "all()",
+        "status = 7007 or status = 6002",
+        "running is true",
+        "not (running is true) and time_since_end <= 7200",
+        r#"username ~* "u" and time_since_start < 86400"#,
+        r#"username = "nobody""#,
+        "not (device_id ^= \"dev_\")",
+        "status = 7004 or status = 7006",
+        "nor (end_time > 0)",
+    ];
+    for seed in [1, 0x5eed, 0xdead_beef] {
+        let mut models = ReadModels::default();
+        let mut world = crate::testkit::World::new(seed);
+        for event in world.events(3_000) {
+            models.apply_event(&event);
+        }
+        let now = models
+            .state
+            .jobs()
+            .map(|j| j.started_at)
+            .max()
+            .expect("jobs");
+        for text in filters {
+            let filter = parse(text);
+            for scope in scopes(&models) {
+                for sort in ["start_time:desc", "end_time:asc"] {
+                    let sort = sort.parse().expect("sort");
+                    let expected = ids(&naive(&models, scope, &filter, now, sort));
+                    let got = ids(&paged(&models, scope, &filter, now, sort, 7));
+                    assert_eq!(got, expected, "seed {seed}, {text}, {sort}");
+                    assert_eq!(models.count_jobs(scope, &filter, now), expected.len());
+                }
+            }
+        }
+    }
+}
