@@ -5,5 +5,6 @@ mod auth;
 mod conventions;
 mod helpers;
 mod ops;
+mod readme;
 mod smoke;
 mod tenants;
