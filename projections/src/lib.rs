@@ -21,7 +21,9 @@ mod testkit;
 mod timing;
 
 pub use error::ProjectionError;
-pub use models::reports::{Activity, DayStats, DayWorst, TenantDay, ACTIVITY_DAYS};
+pub use models::reports::{
+    day_of, severity, Activity, DayStats, DayWorst, TenantDay, ACTIVITY_DAYS,
+};
 pub use models::{ReadModels, Scope};
 pub use runner::{
     rebuild, CaughtUp, Projection, ProjectionHandle, Projector, ProjectorConfig, ReadGuard,
