@@ -10,6 +10,7 @@ use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::problem::ApiError;
@@ -160,6 +161,17 @@ impl FromRequest for IfMatch {
         };
         ready(parsed)
     }
+}
+
+/// For nullable PATCH fields: tells a field given as `null` (`Some(None)`) from one left out
+/// (`None`). Use as `#[serde(default, deserialize_with = "crate::extract::present")]` on an
+/// `Option<Option<T>>`, with `#[schema(value_type = Option<T>)]`.
+pub fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
 }
 
 /// Parses an id from a path or body field; a malformed id is a 400 naming `field`.

@@ -52,7 +52,7 @@ impl FromRequest for IdempotencyKey {
     }
 }
 
-/// The key as the writer sees it (`<tenant or root>:<key>`), handed to the work inside
+/// The key as the writer sees it (`<tenant or root>:<method> <path>:<key>`), handed to the work inside
 /// [`IdempotencyKey::run`] for [`crate::write::Write::idempotent`].
 #[derive(Debug, Clone, Default)]
 pub struct Idempotent(Option<String>);
@@ -80,7 +80,9 @@ impl IdempotencyKey {
         let Some(key) = key else {
             return work(Idempotent(None)).await;
         };
-        let scoped = format!("{}:{key}", scope.owner());
+        // The endpoint is part of the key, so one key on two endpoints is two requests, in
+        // the log as well (where, after a restart, only the key is left to compare).
+        let scoped = format!("{}:{} {}:{key}", scope.owner(), req.method(), req.path());
         let fingerprint = fingerprint(&req);
         match cache.begin(&scoped, fingerprint) {
             Begin::Fresh => {}

@@ -145,6 +145,7 @@ pub struct ListQuery {
     /// Root admins only: just this tenant's admins.
     pub tenant_id: Option<String>,
     /// Page size, 1 to 1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,

@@ -144,7 +144,12 @@ async fn login(
             username: body.username,
             succeeded: verified,
         })
-        .await?;
+        .await
+        .map_err(|e| match e {
+            // The admin was removed while its password was being checked.
+            ApiError::NotFound(_) => BAD_CREDENTIALS,
+            e => e,
+        })?;
     if !verified {
         return Err(failed());
     }

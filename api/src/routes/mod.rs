@@ -1,6 +1,40 @@
 //! One module per resource group; each registers its handlers in [`scope`]. Registering
 //! through `utoipa_actix_web` puts every handler's `#[utoipa::path]` into the OpenAPI
-//! document, so a route cannot exist undocumented.
+//! document, so a route cannot exist undocumented. `tenants.rs` is the reference module.
+//!
+//! Adding a resource group:
+//!
+//! 1. `routes/<group>.rs` with `pub(super) fn routes(cfg: &mut ServiceConfig<'_>)` calling
+//!    `cfg.service(handler)` for each handler, and `.configure(<group>::routes)` in [`scope`].
+//! 2. Per handler, `#[utoipa::path(tag = .., params(..), request_body = .., responses((status
+//!    = 200, body = Dto)), security(("bearer" = [])))]` right above the actix method macro
+//!    (`#[get("/users/{id}")]`, relative to `/api/v1`). Declare the success answers and unusual
+//!    errors only (429, 501): `openapi::add_shared` adds 400/401/403/404/409/413/415/422/503
+//!    by method, path and `security`.
+//! 3. Arguments, in this order: `state: web::Data<AppState>`, `scope: Scope` (authenticates;
+//!    leave it out only on public routes), `id: web::Path<String>` parsed with
+//!    `parse_id::<UserId>("id", &id)?`, `Query(q): Query<ListQuery>` (`IntoParams`,
+//!    `deny_unknown_fields`, `limit`/`cursor` → [`crate::paging::PageRequest`]),
+//!    `if_match: IfMatch` on PATCH, `key: IdempotencyKey` on creating POSTs, and
+//!    `Json(body): Json<Dto>` last (it consumes the body).
+//! 4. Reads: `let models = state.read_models.read();` and a `find(&models, &scope, id)?` going
+//!    through `scope.read()`, so another tenant's object is 404 before any role or permission
+//!    check (403). Never hold the guard across an `.await`.
+//! 5. Writes: check what the domain never sees (raw passwords with
+//!    `domain::validate::validate_password`, then `state.auth.passwords.hash`), build the
+//!    command from the DTO explicitly, and `Write::new(&state, &scope).if_match(if_match,
+//!    stream).execute(command).await?`; it returns once the read models include the change,
+//!    so answer from them.
+//! 6. Creates: a fresh id from `state.new_id(UserId::new)`; run the work inside
+//!    `key.run(&state.idempotency, scope, move |key| async move { .. })` with
+//!    `Write::..idempotent(&key)`, and take the created id from `written.events` (a replay
+//!    hands back the first attempt's event).
+//! 7. DTOs: responses carry `version: models.version(&id.to_string())` (the aggregate stream's
+//!    version, for `If-Match`); requests are `deny_unknown_fields`; nullable PATCH fields are
+//!    `Option<Option<T>>` with [`crate::extract::present`]. Domain types are never serialized.
+//! 8. Tests in `tests/it/<group>.rs` with the helpers: `TestServer::start()`, `app.root()`,
+//!    `app.tenant_with_admin(&root, "acme")`, `client.get/post/patch/put/delete`,
+//!    `res.problem(404)`, `res.error_fields()`, and `app.head()` to show nothing was appended.
 
 mod admins;
 mod auth;

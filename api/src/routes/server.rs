@@ -6,7 +6,7 @@ use domain::commands::{ServerSettingsPatch, UpdateServerSettings};
 use domain::events::SERVER_STREAM;
 use domain::model;
 use projections::ReadModels;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
@@ -60,18 +60,11 @@ impl ServerSettings {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ServerSettingsChanges {
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::extract::present")]
     #[schema(value_type = Option<u32>)]
     pub random_delay_secs: Option<Option<u32>>,
     pub session_ttl_secs: Option<u32>,
     pub login_protection: Option<LoginProtection>,
-}
-
-/// Tells a field given as `null` (`Some(None)`) from one left out (`None`, via `default`).
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-    d: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
 }
 
 impl From<ServerSettingsChanges> for ServerSettingsPatch {

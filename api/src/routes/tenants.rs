@@ -108,6 +108,7 @@ impl From<TenantChanges> for TenantPatch {
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Page size, 1 to 1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
