@@ -130,7 +130,8 @@ pub struct ReadModels {
 
 impl Projection for ReadModels {
     const NAME: &'static str = "read_models";
-    const SCHEMA: u32 = 2;
+    // 3: stream versions for If-Match.
+    const SCHEMA: u32 = 3;
 
     type Event = Event;
     type Error = DecodeError;
