@@ -199,3 +199,53 @@ impl IdempotencyCache {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(n: u8) -> Reply {
+        Reply {
+            status: actix_web::http::StatusCode::CREATED,
+            body: Some(vec![n]),
+            content_type: "application/json",
+        }
+    }
+
+    #[test]
+    fn a_key_is_fresh_then_in_flight_then_replayed() {
+        let cache = IdempotencyCache::default();
+        assert!(matches!(cache.begin("k", [1; 32]), Begin::Fresh));
+        assert!(matches!(cache.begin("k", [1; 32]), Begin::InFlight));
+        assert!(matches!(cache.begin("k", [2; 32]), Begin::Mismatch));
+        cache.finish("k", [1; 32], Some(reply(7)));
+        assert!(matches!(cache.begin("k", [1; 32]), Begin::Done(r) if r == reply(7)));
+        assert!(matches!(cache.begin("k", [2; 32]), Begin::Mismatch));
+    }
+
+    #[test]
+    fn an_abandoned_or_failed_attempt_can_run_again() {
+        let cache = IdempotencyCache::default();
+        assert!(matches!(cache.begin("a", [1; 32]), Begin::Fresh));
+        cache.abandon("a");
+        assert!(matches!(cache.begin("a", [1; 32]), Begin::Fresh));
+        cache.finish("a", [1; 32], None);
+        assert!(matches!(cache.begin("a", [1; 32]), Begin::Fresh));
+        // Abandoning a finished key keeps its answer.
+        cache.finish("a", [1; 32], Some(reply(1)));
+        cache.abandon("a");
+        assert!(matches!(cache.begin("a", [1; 32]), Begin::Done(_)));
+    }
+
+    #[test]
+    fn kept_answers_are_bounded() {
+        let cache = IdempotencyCache::default();
+        for i in 0..=MAX_KEPT {
+            let key = i.to_string();
+            assert!(matches!(cache.begin(&key, [0; 32]), Begin::Fresh));
+            cache.finish(&key, [0; 32], Some(reply(0)));
+        }
+        assert!(matches!(cache.begin("0", [0; 32]), Begin::Fresh));
+        assert!(matches!(cache.begin("1", [0; 32]), Begin::Done(_)));
+    }
+}

@@ -362,3 +362,96 @@ async fn tenant_admins_manage_their_own_admins_within_their_abilities() {
     boss.get(&helper_path).await.problem(404);
     app.stop().await;
 }
+
+/// After a restart the kept answers are gone, but the log still knows the key: the retry
+/// changes nothing and answers with the tenant the first attempt created.
+#[tokio::test]
+async fn an_idempotency_key_survives_a_restart() {
+    let app = TestServer::start().await;
+    let root = app.root().await;
+    async fn post(root: &crate::helpers::Client) -> crate::helpers::Res {
+        root.send(
+            root.request(reqwest::Method::POST, "/api/v1/tenants")
+                .header("idempotency-key", "restart-key")
+                .json(&json!({"name": "Acme", "slug": "acme"})),
+        )
+        .await
+    }
+    let first = post(&root).await;
+    assert_eq!(first.status, 201, "{}", first.text);
+    let app = TestServer::start_in(app.stop().await).await;
+    let root = app.root().await;
+    let head = app.head();
+    let again = post(&root).await;
+    assert_eq!(again.status, 201, "{}", again.text);
+    assert_eq!(again.body["id"], first.body["id"]);
+    assert_eq!(app.head(), head);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn admins_and_server_settings_honour_if_match_and_password_rules() {
+    let app = TestServer::start().await;
+    let root = app.root().await;
+    let settings = root.get("/api/v1/server/settings").await;
+    let version = settings.body["version"].as_u64().unwrap().to_string();
+    let patch = |version: &str, ttl: u32| {
+        root.send(
+            root.request(reqwest::Method::PATCH, "/api/v1/server/settings")
+                .header("if-match", version)
+                .json(&json!({ "session_ttl_secs": ttl })),
+        )
+    };
+    assert_eq!(patch(&version, 7200).await.status, 200);
+    patch(&version, 600).await.problem(409);
+
+    let t = app.tenant(&root, "acme").await;
+    let locked = app
+        .tenant_admin(
+            &root,
+            id(&t),
+            "locked",
+            json!({"prevent_change_password": true}),
+        )
+        .await;
+    let me = locked.get("/api/v1/auth/me").await;
+    let path = format!("/api/v1/admins/{}", id(&me.body));
+    locked
+        .patch(&path, json!({"password": "another-password"}))
+        .await
+        .problem(403);
+    // It cannot lift its own restriction either, nor create an admin without it.
+    locked
+        .patch(&path, json!({"permissions": {}}))
+        .await
+        .problem(403);
+    locked
+        .post(
+            "/api/v1/admins",
+            json!({"username": "free", "password": PASSWORD}),
+        )
+        .await
+        .problem(403);
+    // Root may; If-Match applies to admins too (logins moved the version on).
+    let current = root.get(&path).await.body["version"].as_u64().unwrap();
+    let stale = root
+        .send(
+            root.request(reqwest::Method::PATCH, &path)
+                .header("if-match", (current - 1).to_string())
+                .json(&json!({"password": "another-password"})),
+        )
+        .await;
+    stale.problem(409);
+    let ok = root
+        .send(
+            root.request(reqwest::Method::PATCH, &path)
+                .header("if-match", current.to_string())
+                .json(&json!({"password": "another-password"})),
+        )
+        .await;
+    assert_eq!(ok.status, 200, "{}", ok.text);
+    app.anonymous()
+        .login("locked", "another-password", Some("acme"))
+        .await;
+    app.stop().await;
+}
