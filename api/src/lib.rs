@@ -44,7 +44,20 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     register(&mut utoipa_actix_web::service_config::ServiceConfig::new(
         cfg,
     ));
-    cfg.default_service(web::to(fallback));
+    // Handlers use `extract::{Json, Query}`; should actix's own extractors be used anyway,
+    // their failures still become problem+json.
+    cfg.app_data(
+        web::PathConfig::default()
+            .error_handler(|e, _| ApiError::invalid("path", e.to_string()).into()),
+    )
+    .app_data(
+        web::QueryConfig::default()
+            .error_handler(|e, _| ApiError::invalid("query", e.to_string()).into()),
+    )
+    .app_data(
+        web::JsonConfig::default().error_handler(|e, _| ApiError::Malformed(e.to_string()).into()),
+    )
+    .default_service(web::to(fallback));
 }
 
 /// Every route, each registered with its OpenAPI description; [`openapi::document`] is

@@ -141,6 +141,7 @@ async fn bad_bodies_are_400_413_or_415_naming_the_field_and_append_nothing() {
         .get("/api/v1/tenants/usr_01HF7YAT00000000000000001A")
         .await;
     wrong_kind.problem(400);
+    root.get("/api/v1/tenants/%FF%FE").await.problem(400);
     assert_eq!(app.head(), head);
     app.stop().await;
 }
