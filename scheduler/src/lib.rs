@@ -7,6 +7,7 @@
 //! nothing here is random: a run's delay is a hash of stable inputs.
 
 mod delay;
+mod dispatch;
 mod fire;
 mod index;
 mod local;
@@ -16,6 +17,7 @@ mod runs;
 mod tests;
 
 pub use delay::{random_delay, DelaySources};
+pub use dispatch::{CommandId, Dispatcher, Offline};
 pub use fire::{next_fire, upcoming, FireRule, TriggerError, Upcoming};
 pub use index::{DueIndex, DueRun, ScheduleInput};
 pub use runs::{upcoming_runs, Run};
