@@ -6,6 +6,7 @@ mod raw;
 mod replay;
 mod scheduler;
 mod search;
+mod webhooks;
 
 use std::path::PathBuf;
 
@@ -63,6 +64,20 @@ enum Command {
         #[arg(long, default_value_t = 300)]
         runs: usize,
     },
+    /// Events fanned out to local HTTP endpoints through durable, signed webhook delivery,
+    /// next to a plain POST loop against the same receivers with the same concurrency.
+    Webhooks {
+        #[arg(long, default_value_t = 20_000)]
+        events: usize,
+        #[arg(long, default_value_t = 10)]
+        endpoints: usize,
+        /// Requests in flight per endpoint, for both the dispatcher and the plain loop.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// Where the log goes (a temporary directory when omitted).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -101,6 +116,16 @@ fn main() -> anyhow::Result<()> {
             for result in report.searches {
                 println!("{}", result.to_json());
             }
+        }
+        Command::Webhooks {
+            events,
+            endpoints,
+            concurrency,
+            dir,
+        } => {
+            let (_guard, dir) = work_dir(dir)?;
+            let result = runtime.block_on(webhooks::run(&dir, events, endpoints, concurrency))?;
+            println!("{}", result.to_json());
         }
     }
     Ok(())

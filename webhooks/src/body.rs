@@ -1,9 +1,12 @@
 //! The JSON a receiver gets: `{id, type, type_code, timestamp, tenant_id, actor, resource_id,
-//! position, data}` (API.md "Webhook delivery"). Bodies are rendered once per event as
-//! templates without `id`, and the message id is spliced in per delivery, so fanning one event
+//! position, data}` (API.md "Webhook delivery"). A body is rendered once per event as a
+//! template without `id`, and the message id is spliced in per delivery, so fanning one event
 //! out to many endpoints serialises it once.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, SecondsFormat};
+use domain::model::WebhookLevel;
 use domain::Event;
 use eventlog::Envelope;
 use serde_json::{json, Map, Value};
@@ -12,22 +15,6 @@ use serde_json::{json, Map, Value};
 pub const TEST_TYPE_CODE: u16 = 4955;
 pub const TEST_TYPE_NAME: &str = "webhook.test";
 
-/// An event's body at both levels, each a JSON object missing only `id`.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Templates {
-    pub full: String,
-    pub none: String,
-}
-
-impl Templates {
-    pub fn for_level(&self, level: domain::model::WebhookLevel) -> &str {
-        match level {
-            domain::model::WebhookLevel::Full => &self.full,
-            domain::model::WebhookLevel::None => &self.none,
-        }
-    }
-}
-
 /// RFC 3339 in UTC with microseconds, from the envelope's Unix microseconds.
 pub fn timestamp(recorded_at_us: i64) -> String {
     DateTime::from_timestamp_micros(recorded_at_us)
@@ -35,8 +22,8 @@ pub fn timestamp(recorded_at_us: i64) -> String {
         .to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
-/// Renders an event read from the log.
-pub fn render(envelope: &Envelope, event: &Event) -> Templates {
+/// An event read from the log as a body template (level `full`, no `id`).
+pub fn render(envelope: &Envelope, event: &Event) -> String {
     let header = json!({
         "type": event.type_name(),
         "type_code": event.type_code(),
@@ -46,7 +33,7 @@ pub fn render(envelope: &Envelope, event: &Event) -> Templates {
         "resource_id": event.resource_id().to_string(),
         "position": envelope.position,
     });
-    templates(header, data(event))
+    template(header, data(event))
 }
 
 /// The body of a test delivery to `webhook`.
@@ -55,7 +42,7 @@ pub fn render_test(
     position: u64,
     at_us: i64,
     actor: &str,
-) -> Templates {
+) -> String {
     let header = json!({
         "type": TEST_TYPE_NAME,
         "type_code": TEST_TYPE_CODE,
@@ -67,18 +54,29 @@ pub fn render_test(
     });
     let data =
         json!({ "message": "a test delivery from halley", "webhook_name": webhook.spec.name });
-    templates(header, data)
+    template(header, data)
 }
 
-fn templates(mut header: Value, data: Value) -> Templates {
-    let none = header.to_string();
+fn template(mut header: Value, data: Value) -> String {
     header
         .as_object_mut()
         .expect("the header is an object")
         .insert("data".into(), data);
-    Templates {
-        full: header.to_string(),
-        none,
+    header.to_string()
+}
+
+/// The template for an endpoint's level: as is for `full`, without `data` for `none`.
+pub fn at_level(template: &str, level: WebhookLevel) -> Cow<'_, str> {
+    match level {
+        WebhookLevel::Full => Cow::Borrowed(template),
+        WebhookLevel::None => {
+            let mut value: Value =
+                serde_json::from_str(template).expect("templates are JSON objects");
+            if let Some(map) = value.as_object_mut() {
+                map.remove("data");
+            }
+            Cow::Owned(value.to_string())
+        }
     }
 }
 
@@ -171,7 +169,7 @@ mod tests {
             password_hash: "$argon2id$secret".into(),
         });
         let t = render(&envelope(7), &event);
-        let full: Value = serde_json::from_str(&with_id(&t.full, "msg_1")).unwrap();
+        let full: Value = serde_json::from_str(&with_id(&t, "msg_1")).unwrap();
         assert_eq!(full["id"], "msg_1");
         assert_eq!(full["type"], "user.created");
         assert_eq!(full["type_code"], 4100);
@@ -181,8 +179,9 @@ mod tests {
         assert_eq!(full["resource_id"], user_id.to_string());
         assert_eq!(full["position"], 7);
         assert_eq!(full["data"]["spec"]["username"], "alice");
-        assert!(!t.full.contains("argon2"), "{}", t.full);
-        let none: Value = serde_json::from_str(&with_id(&t.none, "msg_1")).unwrap();
+        assert!(!t.contains("argon2"), "{t}");
+        let none = at_level(&t, WebhookLevel::None);
+        let none: Value = serde_json::from_str(&with_id(&none, "msg_1")).unwrap();
         assert!(none.get("data").is_none());
         assert_eq!(none["position"], 7);
 
@@ -200,7 +199,7 @@ mod tests {
             },
         });
         let t = render(&envelope(8), &smtp);
-        assert!(!t.full.contains("hunter2"));
-        assert!(t.full.contains("smtp.x.test"));
+        assert!(!t.contains("hunter2"));
+        assert!(t.contains("smtp.x.test"));
     }
 }

@@ -8,8 +8,10 @@ pub enum WebhookError {
     Log(#[from] eventlog::LogError),
     #[error("event payload: {0}")]
     Decode(#[from] domain::DecodeError),
-    #[error("stored record: {0}")]
+    #[error("stored endpoint: {0}")]
     Record(#[from] serde_json::Error),
+    #[error("stored delivery: {0}")]
+    Delivery(#[from] bincode::error::DecodeError),
     #[error("a secret must be whsec_ followed by base64 of at least 24 bytes")]
     BadSecret,
     #[error("no secret stored for fingerprint {fingerprint}")]

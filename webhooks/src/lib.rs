@@ -22,9 +22,7 @@ mod sign;
 mod store;
 mod stream;
 
-pub use body::{
-    render, render_test, timestamp, with_id, Templates, TEST_TYPE_CODE, TEST_TYPE_NAME,
-};
+pub use body::{at_level, render, render_test, timestamp, with_id, TEST_TYPE_CODE, TEST_TYPE_NAME};
 pub use config::{parse_retry_schedule, DeliveryConfig, DEFAULT_RETRY_SCHEDULE};
 pub use error::WebhookError;
 pub use metrics::{Metrics, MetricsSnapshot};

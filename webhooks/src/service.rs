@@ -25,7 +25,7 @@ use eventlog::{Checkpoints, EventLog, Position, RecordedEvent, Subscription};
 use tokio::sync::{watch, Notify};
 use writer::{Clock, CommandMeta, Writer};
 
-use crate::body::{self, Templates};
+use crate::body;
 use crate::config::DeliveryConfig;
 use crate::error::WebhookError;
 use crate::metrics::{Metrics, MetricsSnapshot};
@@ -60,6 +60,8 @@ struct Inner {
     db: sled::Db,
     checkpoints: Checkpoints,
     secrets: SecretStore,
+    /// Secrets already read from the store: every attempt signs, and they never change.
+    secret_cache: RwLock<HashMap<String, Secret>>,
     log: Arc<dyn EventLog>,
     writer: Writer,
     clock: Arc<dyn Clock>,
@@ -206,6 +208,7 @@ impl Webhooks {
             inner: Arc::new(Inner {
                 db: db.clone(),
                 secrets: SecretStore::open(db)?,
+                secret_cache: RwLock::new(HashMap::new()),
                 subscription: tokio::sync::Mutex::new(Subscription::new(log.clone(), position)),
                 checkpoints,
                 log,
@@ -378,7 +381,7 @@ impl Webhooks {
             if !key.starts_with(&prefix) || out.len() == limit {
                 break;
             }
-            out.push(serde_json::from_slice(&value)?);
+            out.push(decode_record(&value)?);
         }
         Ok(out)
     }
@@ -430,10 +433,10 @@ impl Webhooks {
                 if !routes(&endpoint, &event) {
                     continue;
                 }
-                if load_templates(tree, envelope.position, 0)?.is_none() {
+                if load_body(tree, envelope.position, 0)?.is_none() {
                     tree.insert(
                         body_key(envelope.position, 0),
-                        to_json(&body::render(envelope, &event)),
+                        body::render(envelope, &event).as_bytes(),
                     )?;
                 }
                 let id = DeliveryId {
@@ -469,11 +472,11 @@ impl Webhooks {
             position: inner.checkpoints.load()?,
             seq: inner.db.generate_id()? + 1,
         };
-        let templates = body::render_test(&endpoint, id.position, now, actor);
+        let template = body::render_test(&endpoint, id.position, now, actor);
         inner
             .checkpoints
             .tree()
-            .insert(body_key(id.position, id.seq), to_json(&templates))?;
+            .insert(body_key(id.position, id.seq), template.as_bytes())?;
         let record = DeliveryRecord::new(id, body::TEST_TYPE_CODE, now);
         inner.requeue_now(vec![record])?;
         inner.wake.notify_waiters();
@@ -496,6 +499,25 @@ impl Inner {
 
     fn read_registry(&self) -> std::sync::RwLockReadGuard<'_, HashMap<WebhookId, Webhook>> {
         self.registry.read().expect("registry lock poisoned")
+    }
+
+    fn secret(&self, fingerprint: &str) -> Result<Option<Secret>, WebhookError> {
+        if let Some(secret) = self
+            .secret_cache
+            .read()
+            .expect("secret cache lock poisoned")
+            .get(fingerprint)
+        {
+            return Ok(Some(secret.clone()));
+        }
+        let found = self.secrets.get(fingerprint)?;
+        if let Some(secret) = &found {
+            self.secret_cache
+                .write()
+                .expect("secret cache lock poisoned")
+                .insert(fingerprint.to_owned(), secret.clone());
+        }
+        Ok(found)
     }
 
     /// Fans one batch of log events out into deliveries, atomically with the checkpoint.
@@ -521,8 +543,8 @@ impl Inner {
                     .map(|w| w.id)
                     .collect();
                 if !targets.is_empty() {
-                    let templates = body::render(envelope, &event);
-                    batch.insert(&body_key(envelope.position, 0), to_json(&templates));
+                    let template = body::render(envelope, &event);
+                    batch.insert(&body_key(envelope.position, 0), template.as_bytes());
                     for webhook in targets {
                         let id = DeliveryId {
                             webhook,
@@ -530,7 +552,7 @@ impl Inner {
                             seq: 0,
                         };
                         let record = DeliveryRecord::new(id, envelope.type_code, now);
-                        batch.insert(delivery_key(DELIVERY, id), to_json(&record));
+                        batch.insert(delivery_key(DELIVERY, id), encode_record(&record));
                         batch.insert(delivery_key(PENDING, id), &[]);
                         created.push(id);
                     }
@@ -567,7 +589,7 @@ impl Inner {
                     queues.timers.remove(&(due, id));
                     queues.queued.remove(&id);
                     record.requeue(now);
-                    batch.insert(delivery_key(DELIVERY, id), to_json(&record));
+                    batch.insert(delivery_key(DELIVERY, id), encode_record(&record));
                     fresh.push(id);
                 }
                 None => {
@@ -575,7 +597,7 @@ impl Inner {
                         Metrics::add(&self.metrics.queue_depth, 1);
                     }
                     record.requeue(now);
-                    batch.insert(delivery_key(DELIVERY, id), to_json(&record));
+                    batch.insert(delivery_key(DELIVERY, id), encode_record(&record));
                     batch.insert(delivery_key(PENDING, id), &[]);
                     fresh.push(id);
                 }
@@ -644,15 +666,15 @@ impl Inner {
             self.settle(&record)?;
             return Ok(Outcome::Cancelled);
         };
-        let templates: Templates = load_templates(tree, id.position, id.seq)?
+        let template = load_body(tree, id.position, id.seq)?
             .ok_or_else(|| WebhookError::UnknownDelivery { id: id.to_string() })?;
         let msg_id = id.to_string();
-        let body = body::with_id(templates.for_level(endpoint.spec.level), &msg_id);
+        let body = body::with_id(&body::at_level(&template, endpoint.spec.level), &msg_id);
         let now_us = self.clock.now_us();
         let timestamp = now_us.div_euclid(1_000_000);
         let mut secrets = Vec::new();
         for fingerprint in endpoint.signing_secrets(timestamp) {
-            match self.secrets.get(fingerprint)? {
+            match self.secret(fingerprint)? {
                 Some(secret) => secrets.push(secret),
                 None => tracing::error!(
                     webhook = %endpoint.id, fingerprint, "signing secret missing from the store"
@@ -715,7 +737,7 @@ impl Inner {
         match self.retry_delay(record.failures_in_series, retry_after) {
             Some(delay) => {
                 record.next_attempt_at_us = self.clock.now_us() + delay.as_micros() as i64;
-                tree.insert(delivery_key(DELIVERY, id), to_json(&record))?;
+                tree.insert(delivery_key(DELIVERY, id), encode_record(&record))?;
                 Ok(Outcome::Retry(record.next_attempt_at_us))
             }
             None => {
@@ -730,7 +752,7 @@ impl Inner {
     /// Writes a finished delivery and drops its pending marker, in one batch.
     fn settle(&self, record: &DeliveryRecord) -> Result<(), WebhookError> {
         let mut batch = sled::Batch::default();
-        batch.insert(delivery_key(DELIVERY, record.id()), to_json(record));
+        batch.insert(delivery_key(DELIVERY, record.id()), encode_record(record));
         batch.remove(delivery_key(PENDING, record.id()));
         self.checkpoints.tree().apply_batch(batch)?;
         Metrics::sub(&self.metrics.queue_depth, 1);

@@ -3,8 +3,10 @@
 //! in one sled batch:
 //!
 //! - `w` + webhook id → the endpoint as of the checkpoint (JSON `domain::model::Webhook`)
-//! - `b` + position + seq → the body [`Templates`] of an event (seq 0) or a test delivery
-//! - `d` + webhook id + position + seq → [`DeliveryRecord`]
+//! - `b` + position + seq → the body template (`crate::render`) of an event (seq 0) or a test
+//!   delivery
+//! - `d` + webhook id + position + seq → [`DeliveryRecord`] (bincode: it is written at least
+//!   twice per delivery, so it is kept small)
 //! - `p` + webhook id + position + seq → empty: the delivery still needs an attempt
 
 use std::fmt;
@@ -14,7 +16,6 @@ use domain::ids::WebhookId;
 use eventlog::Position;
 use serde::{Deserialize, Serialize};
 
-use crate::body::Templates;
 use crate::error::WebhookError;
 
 /// Attempts kept per delivery in its log; older ones are summarised by `attempt_count`.
@@ -189,15 +190,25 @@ pub(crate) fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).expect("records serialise to JSON")
 }
 
-pub(crate) fn load_templates(
+pub(crate) fn load_body(
     tree: &sled::Tree,
     position: Position,
     seq: u64,
-) -> Result<Option<Templates>, WebhookError> {
+) -> Result<Option<String>, WebhookError> {
     match tree.get(body_key(position, seq))? {
         None => Ok(None),
-        Some(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
+        Some(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).into_owned())),
     }
+}
+
+pub(crate) fn encode_record(record: &DeliveryRecord) -> Vec<u8> {
+    bincode::serde::encode_to_vec(record, bincode::config::standard())
+        .expect("delivery records always encode")
+}
+
+pub(crate) fn decode_record(bytes: &[u8]) -> Result<DeliveryRecord, WebhookError> {
+    let (record, _) = bincode::serde::decode_from_slice(bytes, bincode::config::standard())?;
+    Ok(record)
 }
 
 pub(crate) fn load_record(
@@ -206,7 +217,7 @@ pub(crate) fn load_record(
 ) -> Result<Option<DeliveryRecord>, WebhookError> {
     match tree.get(delivery_key(DELIVERY, id))? {
         None => Ok(None),
-        Some(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
+        Some(bytes) => decode_record(&bytes).map(Some),
     }
 }
 

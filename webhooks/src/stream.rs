@@ -322,7 +322,7 @@ fn decode(recorded: &RecordedEvent) -> Result<(Position, Event), WebhookError> {
 }
 
 fn render(recorded: &RecordedEvent, event: &Event) -> Arc<str> {
-    let templates = body::render(&recorded.envelope, event);
+    let template = body::render(&recorded.envelope, event);
     let id = format!("evt_{}", recorded.envelope.position);
-    body::with_id(&templates.full, &id).into()
+    body::with_id(&template, &id).into()
 }
