@@ -382,6 +382,15 @@ pub struct RecordSkippedJob {
     pub due_at: i64,
 }
 
+/// The scheduler is about to send `run_backup` for a run to a device.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecordRunDispatched {
+    pub job_id: JobId,
+    pub schedule_id: ScheduleId,
+    pub device_id: DeviceId,
+    pub due_at: i64,
+}
+
 macro_rules! commands {
     ($($variant:ident,)*) => {
         /// Every command `decide` accepts.
@@ -442,6 +451,7 @@ commands! {
     ReviveJob,
     RecordMissedJob,
     RecordSkippedJob,
+    RecordRunDispatched,
     CreateWebhook,
     UpdateWebhook,
     RemoveWebhook,

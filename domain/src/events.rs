@@ -427,6 +427,21 @@ pub struct JobSkipped {
     pub due_at: i64,
 }
 
+/// The scheduler handed the run of `schedule_id` due at `due_at` to `device_id` as job
+/// `job_id` (`run_backup`). Recorded before the command is sent, so a restart never sends it
+/// twice; a run the device then never starts is recorded as missed under the same job id.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunDispatched {
+    pub job_id: JobId,
+    pub tenant: TenantRef,
+    pub user_id: UserId,
+    pub schedule_id: ScheduleId,
+    pub device_id: DeviceId,
+    pub due_at: i64,
+    /// When the command was sent (the due time plus the random delay, or later).
+    pub at: i64,
+}
+
 macro_rules! events {
     ($( $variant:ident = $code:literal, $name:literal; )*) => {
         /// Every event halley stores.
@@ -537,6 +552,7 @@ events! {
     JobRevived = 4943, "job.revived";
     JobMissed = 4944, "job.missed";
     JobSkipped = 4945, "job.skipped";
+    RunDispatched = 4946, "schedule.run_dispatched";
     WebhookCreated = 4950, "webhook.created";
     WebhookUpdated = 4951, "webhook.updated";
     WebhookRemoved = 4952, "webhook.removed";
@@ -601,6 +617,7 @@ impl Event {
             E::JobRevived(e) => e.job_id.to_string(),
             E::JobMissed(e) => e.job_id.to_string(),
             E::JobSkipped(e) => e.job_id.to_string(),
+            E::RunDispatched(e) => e.job_id.to_string(),
             E::WebhookCreated(e) => e.webhook_id.to_string(),
             E::WebhookUpdated(e) => e.webhook_id.to_string(),
             E::WebhookRemoved(e) => e.webhook_id.to_string(),
@@ -658,6 +675,7 @@ impl Event {
             E::JobRevived(e) => e.tenant,
             E::JobMissed(e) => e.tenant,
             E::JobSkipped(e) => e.tenant,
+            E::RunDispatched(e) => e.tenant,
             E::WebhookCreated(e) => e.tenant,
             E::WebhookUpdated(e) => e.tenant,
             E::WebhookRemoved(e) => e.tenant,
@@ -716,6 +734,7 @@ impl Event {
             E::JobRevived(e) => R::Job(e.job_id),
             E::JobMissed(e) => R::Job(e.job_id),
             E::JobSkipped(e) => R::Job(e.job_id),
+            E::RunDispatched(e) => R::Job(e.job_id),
             E::WebhookCreated(e) => R::Webhook(e.webhook_id),
             E::WebhookUpdated(e) => R::Webhook(e.webhook_id),
             E::WebhookRemoved(e) => R::Webhook(e.webhook_id),

@@ -61,6 +61,9 @@ pub struct State {
     user_devices: HashMap<UserId, BTreeSet<DeviceId>>,
     user_schedules: HashMap<UserId, BTreeSet<ScheduleId>>,
     recorded_runs: HashSet<(ScheduleId, i64)>,
+    dispatched_runs: HashMap<(ScheduleId, i64), JobId>,
+    /// The latest due instant of each schedule's runs that were dispatched, missed or skipped.
+    last_run_due: HashMap<ScheduleId, i64>,
     running_by_schedule: HashMap<ScheduleId, BTreeSet<JobId>>,
     admin_login_failures: HashMap<(TenantRef, String), LoginFailures>,
     user_login_failures: HashMap<String, LoginFailures>,
@@ -96,6 +99,8 @@ impl State {
             user_devices: HashMap::new(),
             user_schedules: HashMap::new(),
             recorded_runs: HashSet::new(),
+            dispatched_runs: HashMap::new(),
+            last_run_due: HashMap::new(),
             running_by_schedule: HashMap::new(),
             admin_login_failures: HashMap::new(),
             user_login_failures: HashMap::new(),
@@ -237,6 +242,21 @@ impl State {
     /// Whether a missed or skipped run was already recorded for this schedule and due time.
     pub fn run_recorded(&self, schedule: ScheduleId, due_at: i64) -> bool {
         self.recorded_runs.contains(&(schedule, due_at))
+    }
+
+    /// The job id under which the run of `schedule` due at `due_at` was sent to a device.
+    pub fn run_dispatched(&self, schedule: ScheduleId, due_at: i64) -> Option<JobId> {
+        self.dispatched_runs.get(&(schedule, due_at)).copied()
+    }
+
+    /// The latest due instant among the schedule's dispatched, missed and skipped runs.
+    pub fn last_run_due(&self, schedule: ScheduleId) -> Option<i64> {
+        self.last_run_due.get(&schedule).copied()
+    }
+
+    fn note_run(&mut self, schedule: ScheduleId, due_at: i64) {
+        let last = self.last_run_due.entry(schedule).or_insert(due_at);
+        *last = (*last).max(due_at);
     }
 
     /// Running (not abandoned) jobs started for a schedule.
@@ -381,11 +401,18 @@ impl State {
             E::JobRevived(e) => self.evolve_job(e.job_id, event),
             E::JobMissed(e) => {
                 self.recorded_runs.insert((e.schedule_id, e.due_at));
+                self.note_run(e.schedule_id, e.due_at);
                 self.evolve_job(e.job_id, event);
             }
             E::JobSkipped(e) => {
                 self.recorded_runs.insert((e.schedule_id, e.due_at));
+                self.note_run(e.schedule_id, e.due_at);
                 self.evolve_job(e.job_id, event);
+            }
+            E::RunDispatched(e) => {
+                self.dispatched_runs
+                    .insert((e.schedule_id, e.due_at), e.job_id);
+                self.note_run(e.schedule_id, e.due_at);
             }
             E::WebhookCreated(e) => self.evolve_webhook(e.webhook_id, event),
             E::WebhookUpdated(e) => self.evolve_webhook(e.webhook_id, event),

@@ -130,8 +130,8 @@ pub struct ReadModels {
 
 impl Projection for ReadModels {
     const NAME: &'static str = "read_models";
-    // 3: stream versions for If-Match.
-    const SCHEMA: u32 = 3;
+    // 3: stream versions for If-Match. 4: the domain state's dispatched runs.
+    const SCHEMA: u32 = 4;
 
     type Event = Event;
     type Error = DecodeError;
@@ -228,6 +228,8 @@ impl ReadModels {
             | E::JobCompleted(_)
             | E::JobAbandoned(_)
             | E::JobRevived(_) => Touched::None,
+            // A dispatched run is not a job until its device reports it started.
+            E::RunDispatched(_) => Touched::None,
             // Webhook endpoints are read from the webhooks crate's registry, not indexed here.
             E::WebhookCreated(_)
             | E::WebhookUpdated(_)

@@ -620,6 +620,23 @@ impl World {
                 }
                 .into()
             }
+            45 => {
+                let schedule = self.any_schedule()?;
+                let s = self.state.schedule(schedule)?;
+                let (tenant, user_id) = (s.tenant, s.user);
+                let device_id = self.state.user_devices(user_id).next()?.id;
+                let (ms, r) = self.id();
+                RunDispatched {
+                    job_id: JobId::new(ms, r),
+                    tenant,
+                    user_id,
+                    schedule_id: schedule,
+                    device_id,
+                    due_at: at,
+                    at,
+                }
+                .into()
+            }
             _ => return None,
         })
     }

@@ -281,3 +281,35 @@ pub(super) fn skipped(state: &State, c: RecordSkippedJob) -> Decision {
     }
     .into()])
 }
+
+/// A run may be dispatched once, and not after it was recorded as missed or skipped. The job
+/// id is the one the device will report the job under, so it must not exist yet.
+pub(super) fn dispatched(state: &State, c: RecordRunDispatched, now: i64) -> Decision {
+    let s = recordable_run(state, c.job_id, c.schedule_id, c.due_at)?;
+    if state.run_dispatched(s.id, c.due_at).is_some() {
+        return Err(DomainError::conflict(
+            "due_at",
+            format!(
+                "the run of {} due at {} was already dispatched",
+                s.id, c.due_at
+            ),
+        ));
+    }
+    let dev = device(state, c.device_id)?;
+    if dev.user != s.user {
+        return Err(DomainError::invalid(
+            "device_id",
+            format!("device {} does not belong to the schedule's user", dev.id),
+        ));
+    }
+    Ok(vec![RunDispatched {
+        job_id: c.job_id,
+        tenant: s.tenant,
+        user_id: s.user,
+        schedule_id: s.id,
+        device_id: dev.id,
+        due_at: c.due_at,
+        at: now,
+    }
+    .into()])
+}

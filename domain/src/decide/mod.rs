@@ -68,6 +68,7 @@ pub fn decide(state: &State, command: Command, now: i64) -> Decision {
         C::ReviveJob(c) => jobs::revive(state, c, now),
         C::RecordMissedJob(c) => jobs::missed(state, c),
         C::RecordSkippedJob(c) => jobs::skipped(state, c),
+        C::RecordRunDispatched(c) => jobs::dispatched(state, c, now),
         C::CreateWebhook(c) => webhooks::create(state, c),
         C::UpdateWebhook(c) => webhooks::update(state, c),
         C::RemoveWebhook(c) => webhooks::remove(state, c),

@@ -407,6 +407,16 @@ pub fn one_of_each() -> Vec<Event> {
             due_at: at,
         }
         .into(),
+        RunDispatched {
+            job_id,
+            tenant,
+            user_id,
+            schedule_id,
+            device_id,
+            due_at: at,
+            at,
+        }
+        .into(),
     ]
     .into_iter()
     .chain(webhook_events(tenant, at))
