@@ -102,6 +102,11 @@ pub enum ApiError {
         retry_after_secs: u64,
         detail: String,
     },
+    /// 429: the domain refused a login until `until` (Unix seconds). The login handler turns
+    /// it into [`ApiError::TooManyRequests`] with the injected clock; elsewhere the system
+    /// clock computes `Retry-After`.
+    #[error("locked out until {until}")]
+    LockedOut { until: i64 },
     /// 501: a route that exists in the contract but is not served by this version.
     #[error("not implemented: {0}")]
     NotImplemented(String),
@@ -174,6 +179,11 @@ impl ApiError {
             ApiError::TooManyRequests { detail, .. } => {
                 Problem::new(status, "rate-limited", detail.clone())
             }
+            ApiError::LockedOut { .. } => Problem::new(
+                status,
+                "rate-limited",
+                "too many failed logins; try again later",
+            ),
             ApiError::NotImplemented(detail) => {
                 Problem::new(status, "not-implemented", detail.clone())
             }
@@ -200,7 +210,9 @@ impl ResponseError for ApiError {
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::IdempotencyMismatch => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::TooManyRequests { .. } | ApiError::LockedOut { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -218,14 +230,22 @@ impl ResponseError for ApiError {
             _ => {}
         }
         let mut response = self.problem().response();
-        if let ApiError::TooManyRequests {
-            retry_after_secs, ..
-        } = self
-        {
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from((*retry_after_secs).max(1)),
-            );
+        let retry_after = match self {
+            ApiError::TooManyRequests {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            ApiError::LockedOut { until } => {
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                Some(u64::try_from(*until).unwrap_or(0).saturating_sub(now))
+            }
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
         }
         response
     }
@@ -248,17 +268,7 @@ impl From<DomainError> for ApiError {
                 field: None,
             },
             DomainError::Suspended { .. } => ApiError::Forbidden(e.to_string()),
-            DomainError::LockedOut { until } => {
-                // Handlers that know the injected clock answer lockouts themselves (login);
-                // this is the fallback for any other path.
-                let now = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map_or(0, |d| d.as_secs());
-                ApiError::TooManyRequests {
-                    retry_after_secs: u64::try_from(until).unwrap_or(0).saturating_sub(now),
-                    detail: "too many failed logins; try again later".to_owned(),
-                }
-            }
+            DomainError::LockedOut { until } => ApiError::LockedOut { until },
         }
     }
 }

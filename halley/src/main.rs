@@ -86,8 +86,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let server = halley::start(&ServeOptions {
-        data_dir: config.data_dir,
-        listen: config.listen,
         admin_password: Some(config.admin_password).filter(|p| !p.is_empty()),
         api: api::ApiConfig {
             access_token_ttl_secs: config.access_token_ttl_secs,
@@ -98,6 +96,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 parallelism: 1,
             },
         },
+        ..ServeOptions::new(config.data_dir, config.listen)
     })
     .await?;
     println!("halley listening on {}", server.url());

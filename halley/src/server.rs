@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 use writer::{Clock, SystemClock, Writer};
 
 /// What `start` needs; the rest of [`crate::Config`] is process-wide (logging).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ServeOptions {
     pub data_dir: PathBuf,
     /// `host:port`; port 0 picks a free one (see [`RunningServer::addr`]).
@@ -25,6 +25,8 @@ pub struct ServeOptions {
     /// [`RunningServer::generated_admin_password`]).
     pub admin_password: Option<String>,
     pub api: ApiConfig,
+    /// Time for the writer and the API (token expiry, lockouts); tests pass a manual clock.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl ServeOptions {
@@ -36,6 +38,7 @@ impl ServeOptions {
             listen,
             admin_password: None,
             api: ApiConfig::default(),
+            clock: Arc::new(SystemClock),
         }
     }
 }
@@ -118,7 +121,7 @@ pub async fn start(options: &ServeOptions) -> anyhow::Result<RunningServer> {
         .await
         .context("replaying the log into the read models")?;
     let read_models = projector.handle();
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let clock = Arc::clone(&options.clock);
     // Nothing else appends before the writer exists, so the caught-up state is the head's.
     let writer_state = {
         let models = read_models.read();

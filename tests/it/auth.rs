@@ -269,3 +269,64 @@ async fn a_suspended_tenants_admins_are_refused() {
         .problem(403);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_expired_access_token_is_refused_and_the_session_refreshes_it() {
+    let app = TestServer::start().await;
+    let root = app.root().await;
+    app.clock.advance_secs(899);
+    assert_eq!(root.get("/api/v1/auth/me").await.status, 200);
+    app.clock.advance_secs(1);
+    root.get("/api/v1/auth/me").await.problem(401);
+    let res = app
+        .anonymous()
+        .post(
+            "/api/v1/auth/refresh",
+            json!({"refresh_token": root.refresh_token.clone().unwrap()}),
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", res.text);
+    // The session itself lasts `session_ttl_secs` (3600) from its last use.
+    app.clock.advance_secs(3600);
+    app.anonymous()
+        .post(
+            "/api/v1/auth/refresh",
+            json!({"refresh_token": res.body["refresh_token"]}),
+        )
+        .await
+        .problem(401);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_lockout_ends_after_its_time() {
+    let app = TestServer::start().await;
+    let anon = app.anonymous();
+    for _ in 0..5 {
+        anon.post(
+            "/api/v1/auth/login",
+            json!({"username": "admin", "password": "wrong-password"}),
+        )
+        .await
+        .problem(401);
+    }
+    let locked = anon
+        .post(
+            "/api/v1/auth/login",
+            json!({"username": "admin", "password": ROOT_PASSWORD}),
+        )
+        .await;
+    locked.problem(429);
+    assert_eq!(locked.header("retry-after"), Some("900"));
+    app.clock.advance_secs(600);
+    let still = anon
+        .post(
+            "/api/v1/auth/login",
+            json!({"username": "admin", "password": ROOT_PASSWORD}),
+        )
+        .await;
+    assert_eq!(still.header("retry-after"), Some("300"));
+    app.clock.advance_secs(301);
+    anon.login("admin", ROOT_PASSWORD, None).await;
+    app.stop().await;
+}

@@ -2,10 +2,13 @@
 
 use std::path::Path;
 
+use std::sync::Arc;
+
 use halley::{RunningServer, ServeOptions};
 use reqwest::Method;
 use serde_json::{json, Value};
 use tempfile::TempDir;
+use writer::{Clock, ManualClock, SystemClock};
 
 /// The root admin's password in every test server.
 pub const ROOT_PASSWORD: &str = "root-password-for-tests";
@@ -15,6 +18,8 @@ pub const PASSWORD: &str = "admin-password-for-tests";
 /// A running server with its own data directory, and an HTTP client for it.
 pub struct TestServer {
     pub server: RunningServer,
+    /// The server's clock: starts at the real time and moves only when a test says so.
+    pub clock: Arc<ManualClock>,
     pub client: reqwest::Client,
     /// Kept so the directory outlives the server; removed when the test drops it.
     pub data_dir: TempDir,
@@ -29,12 +34,16 @@ impl TestServer {
 
     /// Starts a server on an existing data directory and waits until it is ready.
     pub async fn start_in(data_dir: TempDir) -> TestServer {
-        let server = halley::start(&options(data_dir.path()))
-            .await
-            .expect("server starts");
+        let clock = Arc::new(ManualClock::new(SystemClock.now_us()));
+        let options = ServeOptions {
+            clock: clock.clone(),
+            ..options(data_dir.path())
+        };
+        let server = halley::start(&options).await.expect("server starts");
         server.ready().await.expect("server becomes ready");
         TestServer {
             server,
+            clock,
             client: reqwest::Client::new(),
             data_dir,
         }

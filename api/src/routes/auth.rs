@@ -148,6 +148,10 @@ async fn login(
         .map_err(|e| match e {
             // The admin was removed while its password was being checked.
             ApiError::NotFound(_) => BAD_CREDENTIALS,
+            ApiError::LockedOut { until } => ApiError::TooManyRequests {
+                retry_after_secs: u64::try_from(until - now).unwrap_or(1),
+                detail: "too many failed logins for this account; try again later".to_owned(),
+            },
             e => e,
         })?;
     if !verified {
