@@ -99,6 +99,12 @@ impl IdKey {
         let bits = id.ulid().0;
         IdKey((bits >> 64) as u64, bits as u64)
     }
+
+    fn id(self) -> ScheduleId {
+        let bits = (u128::from(self.0) << 64) | u128::from(self.1);
+        // A ULID is 48 bits of milliseconds, then 80 random bits.
+        ScheduleId::new((bits >> 80) as u64, bits & ((1 << 80) - 1))
+    }
 }
 
 /// No slot: the chain of a schedule without triggers, or the end of a walk round a chain.
@@ -351,6 +357,11 @@ impl DueIndex {
             }
         });
         runs
+    }
+
+    /// The schedules held, in no particular order.
+    pub fn ids(&self) -> Vec<ScheduleId> {
+        self.schedules.keys().map(|k| k.id()).collect()
     }
 
     /// Schedules held.

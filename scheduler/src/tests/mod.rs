@@ -4,6 +4,7 @@ mod cases;
 mod delays;
 mod index;
 mod properties;
+mod runner;
 
 use std::collections::BTreeSet;
 
