@@ -3,8 +3,14 @@
 
 mod auth;
 mod conventions;
+mod events;
 mod helpers;
+mod items;
 mod ops;
+mod policies;
 mod readme;
+mod search;
 mod smoke;
 mod tenants;
+mod users;
+mod vaults;

@@ -39,8 +39,15 @@
 mod admins;
 mod auth;
 mod email;
+mod events;
+mod items;
+mod owners;
+mod policies;
+mod search;
 mod server;
 mod tenants;
+mod users;
+mod vaults;
 
 use actix_web::dev::{ServiceFactory, ServiceRequest};
 use utoipa_actix_web::scope::Scope as DocScope;
@@ -61,4 +68,10 @@ pub(crate) fn scope() -> DocScope<
         .configure(email::routes)
         .configure(server::routes)
         .configure(admins::routes)
+        .configure(policies::routes)
+        .configure(users::routes)
+        .configure(items::routes)
+        .configure(vaults::routes)
+        .configure(search::routes)
+        .configure(events::routes)
 }
