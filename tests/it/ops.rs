@@ -102,3 +102,46 @@ async fn offline_commands_refuse_a_directory_the_server_holds() {
     );
     app.stop().await;
 }
+
+/// A record the read models cannot decode stops the projector (applying past it would serve
+/// state that never existed); the node then reports itself not ready.
+#[tokio::test]
+async fn readyz_is_503_once_the_projector_has_stopped() {
+    let app = TestServer::start().await;
+    assert_eq!(app.get("/readyz").await.status(), 200);
+    let appended = app
+        .server
+        .log()
+        .append(eventlog::AppendRequest {
+            stream: "garbage".to_owned(),
+            expected: eventlog::ExpectedVersion::NoStream,
+            events: vec![eventlog::NewEvent {
+                tenant: "root".to_owned(),
+                type_code: 65_000,
+                schema_version: 1,
+                recorded_at_us: 0,
+                actor: "test".to_owned(),
+                correlation_id: "test".to_owned(),
+                payload: vec![0xff; 8],
+            }],
+            idempotency_key: None,
+        })
+        .await
+        .unwrap();
+    // Resolves (with an error) once the projector has given up on that record.
+    let halted = app.server.read_models().wait_for(appended.last).await;
+    assert!(halted.is_err());
+
+    let res = app.get("/readyz").await;
+    assert_eq!(res.status(), 503);
+    assert_eq!(
+        res.headers()["content-type"].to_str().unwrap(),
+        "application/problem+json"
+    );
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert!(
+        body["type"].as_str().unwrap().ends_with("/not-ready"),
+        "{body}"
+    );
+    assert_eq!(app.get("/healthz").await.status(), 200);
+}
