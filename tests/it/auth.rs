@@ -330,3 +330,35 @@ async fn a_lockout_ends_after_its_time() {
     anon.login("admin", ROOT_PASSWORD, None).await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_password_change_ends_the_sessions_opened_before_it() {
+    let app = TestServer::start().await;
+    let root = app.root().await;
+    let me = root.get("/api/v1/auth/me").await;
+    let path = format!("/api/v1/admins/{}", me.body["id"].as_str().unwrap());
+    let changed = root
+        .patch(&path, json!({"password": "a-brand-new-password"}))
+        .await;
+    assert_eq!(changed.status, 200, "{}", changed.text);
+    app.anonymous()
+        .post(
+            "/api/v1/auth/refresh",
+            json!({"refresh_token": root.refresh_token.clone().unwrap()}),
+        )
+        .await
+        .problem(401);
+    let fresh = app
+        .anonymous()
+        .login("admin", "a-brand-new-password", None)
+        .await;
+    let res = app
+        .anonymous()
+        .post(
+            "/api/v1/auth/refresh",
+            json!({"refresh_token": fresh.refresh_token.clone().unwrap()}),
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", res.text);
+    app.stop().await;
+}

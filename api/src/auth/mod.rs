@@ -78,11 +78,13 @@ impl Auth {
         })
     }
 
-    /// A new session (refresh family) and its first token pair.
+    /// A new session (refresh family) and its first token pair. `password_hash` is the
+    /// admin's current hash: a later password change ends the session.
     pub fn login_tokens(
         &self,
         admin: AdminId,
         tenant: TenantRef,
+        password_hash: &str,
         now: i64,
         session_ttl_secs: u32,
     ) -> Result<Tokens, StoreError> {
@@ -90,6 +92,7 @@ impl Auth {
             Session {
                 admin: admin.to_string(),
                 tenant: tenant.to_string(),
+                credential: credential_marker(password_hash),
             },
             now,
             i64::from(session_ttl_secs),
@@ -104,4 +107,10 @@ impl Auth {
     pub fn access_ttl_secs(&self) -> u64 {
         self.access_ttl_secs.unsigned_abs()
     }
+}
+
+/// A short fingerprint of a password hash, kept with a session instead of the hash itself.
+pub fn credential_marker(password_hash: &str) -> String {
+    use sha2::{Digest, Sha256};
+    URL_SAFE_NO_PAD.encode(&Sha256::digest(password_hash.as_bytes())[..16])
 }

@@ -23,6 +23,11 @@ struct Family {
     admin: String,
     /// `root` or the tenant id the session was opened in.
     tenant: String,
+    /// Fingerprint of the password the session was opened with (see
+    /// [`crate::auth::credential_marker`]); absent in records older than it, which then no
+    /// longer refresh.
+    #[serde(default)]
+    credential: String,
     current: String,
     spent: Vec<String>,
     revoked: bool,
@@ -34,6 +39,9 @@ struct Family {
 pub struct Session {
     pub admin: String,
     pub tenant: String,
+    /// Fingerprint of the admin's password hash at login; a session outlives no password
+    /// change.
+    pub credential: String,
 }
 
 /// Why a refresh token was refused (all are 401 to the client).
@@ -73,6 +81,7 @@ impl RefreshTokens {
         let record = Family {
             admin: session.admin,
             tenant: session.tenant,
+            credential: session.credential,
             current: digest(&secret),
             spent: Vec::new(),
             revoked: false,
@@ -118,6 +127,7 @@ impl RefreshTokens {
         let session = Session {
             admin: record.admin,
             tenant: record.tenant,
+            credential: record.credential,
         };
         Ok((format!("rt_{family}_{next}"), session))
     }
@@ -186,6 +196,7 @@ mod tests {
         Session {
             admin: "adm_x".into(),
             tenant: "root".into(),
+            credential: "c".into(),
         }
     }
 

@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::auth::refresh::RefreshError;
-use crate::auth::{Scope, Tokens};
+use crate::auth::{credential_marker, Scope, Tokens};
 use crate::extract::Json;
 use crate::problem::ApiError;
 use crate::reply::Reply;
@@ -124,7 +124,11 @@ async fn login(
             settings.session_ttl_secs,
         )
     };
-    let verified = state.auth.passwords.verify(body.password, hash).await?;
+    let verified = state
+        .auth
+        .passwords
+        .verify(body.password, hash.clone())
+        .await?;
     let failed = || {
         if let Some(a) = address {
             state
@@ -170,7 +174,13 @@ async fn login(
     }
     let tokens = state
         .auth
-        .login_tokens(admin, owner, now, session_ttl)
+        .login_tokens(
+            admin,
+            owner,
+            hash.as_deref().unwrap_or(""),
+            now,
+            session_ttl,
+        )
         .map_err(|e| ApiError::Unavailable(Box::new(e)))?;
     Ok(Reply::ok(&TokenResponse::from(tokens)))
 }
@@ -239,7 +249,10 @@ async fn refresh(
         models
             .admin(projections::Scope::Root, admin)
             .filter(|a| a.tenant == tenant)
-            .ok_or_else(invalid)?;
+            .filter(|a| credential_marker(&a.password_hash) == session.credential)
+            .ok_or(ApiError::Unauthorized(
+                "the session ended: its admin was removed or changed password",
+            ))?;
         if let TenantRef::Tenant(id) = tenant {
             if models
                 .tenant(projections::Scope::Root, id)
