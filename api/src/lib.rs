@@ -11,6 +11,7 @@
 //! with `scope.read()`, writes through [`write::Write`], request/response DTOs converted
 //! explicitly, and registration in `routes::scope`.
 
+pub mod agent;
 pub mod auth;
 pub mod bootstrap;
 pub mod extract;

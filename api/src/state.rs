@@ -7,6 +7,7 @@ use eventlog::{CommitStats, EventLog, Position};
 use projections::{ProjectionHandle, ReadModels};
 use writer::{Clock, Writer};
 
+use crate::agent::DeviceHub;
 use crate::auth::Auth;
 use crate::idempotency::IdempotencyCache;
 use crate::secrets::SecretBox;
@@ -34,6 +35,8 @@ pub struct ApiConfig {
     pub body_limit_bytes: usize,
     /// argon2id cost for new password hashes (verification reads the cost from the hash).
     pub argon2: Argon2Params,
+    /// How long a device may stay away before its running jobs are marked abandoned (7007).
+    pub job_abandon_grace_secs: u64,
 }
 
 /// argon2id cost parameters.
@@ -54,6 +57,7 @@ impl Default for ApiConfig {
                 iterations: 2,
                 parallelism: 1,
             },
+            job_abandon_grace_secs: 600,
         }
     }
 }
@@ -79,6 +83,8 @@ pub struct AppState {
     pub secrets: Arc<SecretBox>,
     pub idempotency: Arc<IdempotencyCache>,
     pub config: Arc<ApiConfig>,
+    /// Live device connections; the scheduler reaches them through the same hub.
+    pub devices: Arc<DeviceHub>,
 }
 
 impl AppState {

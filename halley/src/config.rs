@@ -28,6 +28,8 @@ pub struct Config {
     pub argon2_memory_kib: u32,
     #[serde(deserialize_with = "number")]
     pub argon2_iterations: u32,
+    #[serde(deserialize_with = "number")]
+    pub job_abandon_grace_secs: u64,
 }
 
 /// A number written as a TOML integer or, as environment variables always are, a string.

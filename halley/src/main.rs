@@ -95,6 +95,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 iterations: config.argon2_iterations,
                 parallelism: 1,
             },
+            job_abandon_grace_secs: config.job_abandon_grace_secs,
         },
         ..ServeOptions::new(config.data_dir, config.listen)
     })

@@ -3,15 +3,18 @@
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
+use api::agent::{DeviceHub, SweepRequest};
 use api::{ApiConfig, AppState, KeyValue, StoreError};
+use domain::JobId;
 use eventlog::Position;
 use eventlog::{EventLog, SledLog};
 use projections::{ProjectionError, ProjectionHandle, Projector, ProjectorConfig, ReadModels};
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use writer::{Clock, SystemClock, Writer};
 
@@ -75,6 +78,9 @@ impl KeyValue for SledTree {
     }
 }
 
+/// How often running jobs of devices gone for longer than the grace period are abandoned.
+const SWEEP_EVERY: Duration = Duration::from_secs(10);
+
 /// How long in-flight requests get to finish once shutdown begins.
 const DRAIN_SECS: u64 = 30;
 
@@ -87,6 +93,10 @@ pub struct RunningServer {
     stop_projector: oneshot::Sender<()>,
     projector_task: JoinHandle<Result<(), ProjectionError>>,
     writer_task: JoinHandle<()>,
+    devices: Arc<DeviceHub>,
+    /// Asks the abandonment sweeper for an immediate sweep; dropping it stops the sweeper.
+    sweep: mpsc::Sender<SweepRequest>,
+    sweeper_task: JoinHandle<()>,
     read_models: ProjectionHandle<ReadModels>,
     startup_head: Position,
     log: Arc<SledLog>,
@@ -166,6 +176,7 @@ pub async fn start(options: &ServeOptions) -> anyhow::Result<RunningServer> {
             .context("setting up authentication")??
     };
     let stats_source = Arc::clone(&log);
+    let devices = Arc::new(DeviceHub::new(Arc::clone(&clock)));
     let state = AppState {
         log: Arc::clone(&log) as Arc<dyn EventLog>,
         commit_stats: Arc::new(move || stats_source.commit_stats()),
@@ -177,12 +188,19 @@ pub async fn start(options: &ServeOptions) -> anyhow::Result<RunningServer> {
         secrets: Arc::new(api::secrets::SecretBox::open(&secrets)?),
         idempotency: Arc::default(),
         config: Arc::new(api_config),
+        devices: Arc::clone(&devices),
     };
     let generated_admin_password =
         api::bootstrap::ensure_root_admin(&state, options.admin_password.clone())
             .await
             .context("creating the root admin")?;
     let state = web::Data::new(state);
+    let (sweep, sweep_requests) = mpsc::channel(8);
+    let sweeper_task = tokio::spawn(api::agent::run_abandon_sweeper(
+        state.clone(),
+        SWEEP_EVERY,
+        sweep_requests,
+    ));
     let listener = TcpListener::bind(&options.listen)
         .with_context(|| format!("binding {}", options.listen))?;
     let addr = listener.local_addr().context("reading the bound address")?;
@@ -206,6 +224,9 @@ pub async fn start(options: &ServeOptions) -> anyhow::Result<RunningServer> {
         stop_projector,
         projector_task,
         writer_task,
+        devices,
+        sweep,
+        sweeper_task,
         read_models,
         startup_head,
         log,
@@ -234,6 +255,23 @@ impl RunningServer {
         self.generated_admin_password.as_deref()
     }
 
+    /// The live device connections; the scheduler dispatches through it
+    /// (`Arc<DeviceHub>` is a `scheduler::Dispatcher`).
+    pub fn devices(&self) -> &Arc<DeviceHub> {
+        &self.devices
+    }
+
+    /// Runs the abandonment sweep now (tests move their manual clock past the grace period,
+    /// then call this) and returns the jobs it marked abandoned.
+    pub async fn sweep_abandoned(&self) -> anyhow::Result<Vec<JobId>> {
+        let (reply, answer) = oneshot::channel();
+        self.sweep
+            .send(reply)
+            .await
+            .map_err(|_| anyhow::anyhow!("the abandonment sweeper stopped"))?;
+        Ok(answer.await.context("the abandonment sweeper stopped")??)
+    }
+
     /// The read models the API answers from.
     pub fn read_models(&self) -> &ProjectionHandle<ReadModels> {
         &self.read_models
@@ -251,9 +289,16 @@ impl RunningServer {
     /// Drains in-flight requests, stops the projector (which snapshots the read models), and
     /// flushes and closes the log. Errors are returned after every step has been attempted.
     pub async fn shutdown(self) -> anyhow::Result<()> {
+        // Agent sockets never end by themselves; close them so draining does not wait.
+        self.devices.close_all("server shutting down");
         // Graceful: stop accepting, let in-flight requests finish (up to DRAIN_SECS).
         self.http.stop(true).await;
         let http = self.http_task.await.context("HTTP server task")?;
+        // The sweeper holds a writer handle too.
+        drop(self.sweep);
+        self.sweeper_task
+            .await
+            .context("abandonment sweeper task")?;
         // The HTTP workers held the last writer handles; the writer ends once they are gone.
         self.writer_task.await.context("command writer task")?;
 
