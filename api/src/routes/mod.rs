@@ -37,12 +37,17 @@
 //!    `res.problem(404)`, `res.error_fields()`, and `app.head()` to show nothing was appended.
 
 mod admins;
+mod agent;
 mod auth;
+mod devices;
 mod email;
 mod events;
 mod items;
+mod job_search;
+mod jobs;
 mod owners;
 mod policies;
+mod schedules;
 mod search;
 mod server;
 mod tenants;
@@ -68,10 +73,15 @@ pub(crate) fn scope() -> DocScope<
         .configure(email::routes)
         .configure(server::routes)
         .configure(admins::routes)
+        .configure(agent::routes)
+        .configure(devices::routes)
+        .configure(jobs::routes)
+        .configure(job_search::routes)
         .configure(policies::routes)
         .configure(users::routes)
         .configure(items::routes)
         .configure(vaults::routes)
+        .configure(schedules::routes)
         .configure(search::routes)
         .configure(events::routes)
 }
