@@ -20,6 +20,12 @@ pub enum WebhookError {
     UnknownWebhook { id: String },
     #[error("delivery {id} not found")]
     UnknownDelivery { id: String },
+    #[error("the delivery recorder stopped")]
+    RecorderGone,
+    #[error("could not start the delivery recorder: {0}")]
+    RecorderStart(String),
+    #[error("a webhooks task failed: {0}")]
+    Task(String),
     #[error("invalid retry schedule {value:?}: {reason}")]
     BadRetrySchedule { value: String, reason: String },
 }

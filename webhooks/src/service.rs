@@ -36,7 +36,7 @@ use crate::store::*;
 /// The consumer name: its checkpoint and records live in the tree `sub/webhooks`.
 pub const CONSUMER: &str = "webhooks";
 /// Log events read per subscriber batch.
-const BATCH: usize = 512;
+const BATCH: usize = 256;
 /// Response bodies are read (so the connection can be reused) up to this many bytes.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
@@ -62,6 +62,10 @@ struct Inner {
     secrets: SecretStore,
     /// Secrets already read from the store: every attempt signs, and they never change.
     secret_cache: RwLock<HashMap<String, Secret>>,
+    /// Attempt outcomes go to sled through one thread that applies whatever has queued up
+    /// as one batch: sled's batches take a tree-wide lock, and holding it from the async
+    /// workers stalled every request in flight.
+    recorder: std::sync::mpsc::Sender<Recording>,
     log: Arc<dyn EventLog>,
     writer: Writer,
     clock: Arc<dyn Clock>,
@@ -82,8 +86,11 @@ struct Queues {
     in_flight_by: HashMap<WebhookId, usize>,
     in_flight: usize,
     timers: BTreeSet<(i64, DeliveryId)>,
-    /// Every delivery in `ready`, `timers` or in flight, with its timer if it has one.
+    /// Every delivery in `ready`, `timers`, in flight or being recorded, with its timer if
+    /// it has one.
     queued: HashMap<DeliveryId, Option<i64>>,
+    /// Attempts whose request is over but whose outcome is still being written.
+    recording: usize,
 }
 
 impl Queues {
@@ -138,8 +145,8 @@ impl Queues {
         }
     }
 
-    fn finish(&mut self, id: DeliveryId) {
-        self.queued.remove(&id);
+    /// Frees the delivery's concurrency slot (its request is over).
+    fn release(&mut self, id: DeliveryId) {
         self.in_flight -= 1;
         if let Some(busy) = self.in_flight_by.get_mut(&id.webhook) {
             *busy -= 1;
@@ -150,7 +157,7 @@ impl Queues {
     }
 
     fn idle(&self) -> bool {
-        self.in_flight == 0 && self.ready.is_empty()
+        self.in_flight == 0 && self.ready.is_empty() && self.recording == 0
     }
 }
 
@@ -209,6 +216,7 @@ impl Webhooks {
                 db: db.clone(),
                 secrets: SecretStore::open(db)?,
                 secret_cache: RwLock::new(HashMap::new()),
+                recorder: start_recorder(tree.clone())?,
                 subscription: tokio::sync::Mutex::new(Subscription::new(log.clone(), position)),
                 checkpoints,
                 log,
@@ -240,7 +248,12 @@ impl Webhooks {
                     _ = sub_shutdown.wait_for(|stop| *stop) => return Ok(()),
                 };
                 drop(sub);
-                subscriber.inner.apply_batch(batch)?;
+                let inner = subscriber.inner.clone();
+                // Rendering and the sled batch are blocking work; keep them off the
+                // workers that carry the HTTP attempts.
+                tokio::task::spawn_blocking(move || inner.apply_batch(batch))
+                    .await
+                    .map_err(|e| WebhookError::Task(e.to_string()))??;
             }
         });
         let inner = &self.inner;
@@ -621,7 +634,12 @@ impl Inner {
         for id in taken {
             let inner = self.clone();
             tokio::spawn(async move {
-                let outcome = match inner.attempt(id).await {
+                let mut slot = Slot {
+                    inner: &inner,
+                    id,
+                    held: true,
+                };
+                let outcome = match inner.attempt(id, &mut slot).await {
                     Ok(outcome) => outcome,
                     Err(error) => {
                         // The record could not be read or written: leave the delivery
@@ -634,20 +652,21 @@ impl Inner {
                         )
                     }
                 };
+                slot.release();
                 let mut queues = inner.lock_queues();
-                queues.finish(id);
+                queues.recording -= 1;
+                queues.queued.remove(&id);
                 if let Outcome::Retry(due) = outcome {
                     queues.enqueue(id, due, inner.clock.now_us());
                 }
                 drop(queues);
-                Metrics::sub(&inner.metrics.in_flight, 1);
                 inner.wake.notify_waiters();
             });
         }
     }
 
     /// One HTTP attempt of a pending delivery, with its outcome written down.
-    async fn attempt(&self, id: DeliveryId) -> Result<Outcome, WebhookError> {
+    async fn attempt(&self, id: DeliveryId, slot: &mut Slot<'_>) -> Result<Outcome, WebhookError> {
         let tree = self.checkpoints.tree();
         let Some(mut record) = load_record(tree, id)? else {
             return Ok(Outcome::Cancelled);
@@ -663,7 +682,7 @@ impl Inner {
         let Some(endpoint) = endpoint else {
             record.status = DeliveryStatus::Cancelled;
             record.last_error = Some("the endpoint was disabled or removed".into());
-            self.settle(&record)?;
+            self.settle(&record).await?;
             return Ok(Outcome::Cancelled);
         };
         let template = load_body(tree, id.position, id.seq)?
@@ -713,6 +732,8 @@ impl Inner {
             Err(e) => (None, Some(format!("request failed: {e}")), None),
         };
         let latency = started.elapsed();
+        // The request is over: the next one to this endpoint need not wait for the disk.
+        slot.release();
         Metrics::add(&self.metrics.latency_us_sum, latency.as_micros() as u64);
         record.record(Attempt {
             at_us: now_us,
@@ -723,13 +744,13 @@ impl Inner {
         if error.is_none() {
             record.status = DeliveryStatus::Delivered;
             Metrics::add(&self.metrics.delivered, 1);
-            self.settle(&record)?;
+            self.settle(&record).await?;
             return Ok(Outcome::Delivered);
         }
         Metrics::add(&self.metrics.failures, 1);
         if status_code == Some(410) {
             record.status = DeliveryStatus::Failed;
-            self.settle(&record)?;
+            self.settle(&record).await?;
             self.disable(&endpoint, &msg_id).await;
             return Ok(Outcome::Failed);
         }
@@ -737,26 +758,47 @@ impl Inner {
         match self.retry_delay(record.failures_in_series, retry_after) {
             Some(delay) => {
                 record.next_attempt_at_us = self.clock.now_us() + delay.as_micros() as i64;
-                tree.insert(delivery_key(DELIVERY, id), encode_record(&record))?;
+                self.record(vec![(
+                    delivery_key(DELIVERY, id),
+                    Some(encode_record(&record)),
+                )])
+                .await?;
                 Ok(Outcome::Retry(record.next_attempt_at_us))
             }
             None => {
                 record.status = DeliveryStatus::Failed;
                 Metrics::add(&self.metrics.gave_up, 1);
-                self.settle(&record)?;
+                self.settle(&record).await?;
                 Ok(Outcome::Failed)
             }
         }
     }
 
     /// Writes a finished delivery and drops its pending marker, in one batch.
-    fn settle(&self, record: &DeliveryRecord) -> Result<(), WebhookError> {
-        let mut batch = sled::Batch::default();
-        batch.insert(delivery_key(DELIVERY, record.id()), encode_record(record));
-        batch.remove(delivery_key(PENDING, record.id()));
-        self.checkpoints.tree().apply_batch(batch)?;
+    async fn settle(&self, record: &DeliveryRecord) -> Result<(), WebhookError> {
+        self.record(vec![
+            (
+                delivery_key(DELIVERY, record.id()),
+                Some(encode_record(record)),
+            ),
+            (delivery_key(PENDING, record.id()), None),
+        ])
+        .await?;
         Metrics::sub(&self.metrics.queue_depth, 1);
         Ok(())
+    }
+
+    /// Applies `ops` (insert, or remove when `None`) atomically through the recorder thread
+    /// and waits until they are applied.
+    async fn record(&self, ops: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> Result<(), WebhookError> {
+        let (done, applied) = tokio::sync::oneshot::channel();
+        self.recorder
+            .send(Recording { ops, done })
+            .map_err(|_| WebhookError::RecorderGone)?;
+        applied
+            .await
+            .map_err(|_| WebhookError::RecorderGone)?
+            .map_err(WebhookError::Storage)
     }
 
     /// The delay before retry number `failures` (1-based), or `None` when the schedule is
@@ -796,6 +838,68 @@ impl Inner {
             tracing::warn!(webhook = %endpoint.id, %error, "could not record the webhook as disabled");
         }
     }
+}
+
+/// An attempt's hold on its endpoint's concurrency slot, released once the request is over.
+struct Slot<'a> {
+    inner: &'a Inner,
+    id: DeliveryId,
+    held: bool,
+}
+
+impl Slot<'_> {
+    fn release(&mut self) {
+        if std::mem::take(&mut self.held) {
+            let mut queues = self.inner.lock_queues();
+            queues.release(self.id);
+            queues.recording += 1;
+            drop(queues);
+            Metrics::sub(&self.inner.metrics.in_flight, 1);
+            self.inner.wake.notify_waiters();
+        }
+    }
+}
+
+struct Recording {
+    ops: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    done: tokio::sync::oneshot::Sender<Result<(), sled::Error>>,
+}
+
+/// Most recordings applied in one batch.
+const RECORD_BATCH: usize = 1024;
+
+/// Starts the recorder thread; it ends when the service (the last sender) is dropped.
+fn start_recorder(tree: sled::Tree) -> Result<std::sync::mpsc::Sender<Recording>, WebhookError> {
+    let (tx, rx) = std::sync::mpsc::channel::<Recording>();
+    std::thread::Builder::new()
+        .name("webhooks-recorder".into())
+        .spawn(move || {
+            while let Ok(first) = rx.recv() {
+                let mut group = vec![first];
+                while group.len() < RECORD_BATCH {
+                    match rx.try_recv() {
+                        Ok(more) => group.push(more),
+                        Err(_) => break,
+                    }
+                }
+                let mut batch = sled::Batch::default();
+                for recording in &group {
+                    for (key, value) in &recording.ops {
+                        match value {
+                            Some(value) => batch.insert(key.as_slice(), value.as_slice()),
+                            None => batch.remove(key.as_slice()),
+                        }
+                    }
+                }
+                let result = tree.apply_batch(batch);
+                for recording in group {
+                    // The attempt may have been dropped (shutdown); nothing waits then.
+                    let _ = recording.done.send(result.clone());
+                }
+            }
+        })
+        .map_err(|e| WebhookError::RecorderStart(e.to_string()))?;
+    Ok(tx)
 }
 
 /// `Retry-After` as delta-seconds or an HTTP date.
