@@ -151,7 +151,10 @@ impl ReadModels {
     /// Applies one event: `domain` evolves the aggregates, then every row the event may have
     /// created, moved or removed is re-indexed from what the state now says.
     pub fn apply_event(&mut self, event: &Event) {
-        let job = self.job_before(event);
+        if let Some(job) = search::job_touched(event) {
+            self.apply_job_event(job, event);
+            return;
+        }
         match self.touched(event) {
             Touched::None => self.state.apply(event),
             Touched::One(key) => {
@@ -167,7 +170,26 @@ impl ReadModels {
                 }
             }
         }
-        self.job_after(job);
+    }
+
+    /// Most of the log: a job event touches one job, whose facts before and after the event
+    /// say where it moves in every index (start time, search, reports), so the job is looked
+    /// up twice and re-filed only if something indexed changed.
+    fn apply_job_event(&mut self, id: JobId, event: &Event) {
+        let before = self.state.job(id).map(search::JobFacts::of);
+        self.state.apply(event);
+        let after = self.state.job(id).map(search::JobFacts::of);
+        if before == after {
+            return;
+        }
+        let slot = |f: &search::JobFacts| (f.tenant, f.start);
+        self.move_row(
+            Key::Job(id),
+            before.as_ref().map(slot),
+            after.as_ref().map(slot),
+        );
+        self.job_indexes.refile(before.as_ref(), after.as_ref());
+        self.reports.refile(before.as_ref(), after.as_ref());
     }
 
     fn touched(&self, event: &Event) -> Touched {
@@ -219,11 +241,12 @@ impl ReadModels {
             E::DeviceConnected(e) => one(Key::Device(e.device_id)),
             E::DeviceDisconnected(e) => one(Key::Device(e.device_id)),
             E::DeviceRemoved(e) => one(Key::Device(e.device_id)),
-            E::JobStarted(e) => one(Key::Job(e.job_id)),
-            E::JobMissed(e) => one(Key::Job(e.job_id)),
-            E::JobSkipped(e) => one(Key::Job(e.job_id)),
-            // Later job events change neither a job's owner nor its start time.
-            E::JobProgressed(_)
+            // Jobs are re-filed by `apply_job_event`; progress and log lines change nothing
+            // indexed.
+            E::JobStarted(_)
+            | E::JobMissed(_)
+            | E::JobSkipped(_)
+            | E::JobProgressed(_)
             | E::JobLogged(_)
             | E::JobCompleted(_)
             | E::JobAbandoned(_)
@@ -261,6 +284,10 @@ impl ReadModels {
 
     fn reindex(&mut self, key: Key, before: Option<Slot>) {
         let after = self.locate(key);
+        self.move_row(key, before, after);
+    }
+
+    fn move_row(&mut self, key: Key, before: Option<Slot>, after: Option<Slot>) {
         if before == after {
             return;
         }

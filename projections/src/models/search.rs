@@ -142,6 +142,51 @@ impl TenantJobs {
         unpost(&mut self.by_item, f.item, row);
         unpost(&mut self.by_vault, f.vault, row);
     }
+
+    /// `remove(before)` then `insert(after)` for a job that keeps its row (start and id),
+    /// touching only the entries whose key changed: a finishing job moves in the end and
+    /// status indexes, not in its user's, device's, item's or vault's posting lists.
+    fn update(&mut self, before: &JobFacts, after: &JobFacts) {
+        let row = (after.start, after.id);
+        if self.by_end.len() == 1 {
+            // `remove` would have dropped the emptied tenant and its durations with it.
+            self.durations = None;
+        }
+        if after.end != i64::MAX {
+            let d = after.end.saturating_sub(after.start);
+            self.durations = Some(
+                self.durations
+                    .map_or((d, d), |(lo, hi)| (lo.min(d), hi.max(d))),
+            );
+        }
+        if before.end != after.end {
+            self.by_end.remove(&(before.end, before.id));
+            self.by_end.insert((after.end, after.id));
+        }
+        repost(
+            &mut self.by_status,
+            Some(before.status),
+            Some(after.status),
+            row,
+        );
+        repost(&mut self.by_user, Some(before.user), Some(after.user), row);
+        repost(&mut self.by_device, before.device, after.device, row);
+        repost(&mut self.by_item, before.item, after.item, row);
+        repost(&mut self.by_vault, before.vault, after.vault, row);
+    }
+}
+
+/// Moves `row` from `before`'s posting list to `after`'s, if they differ.
+fn repost<K: Eq + Hash>(
+    map: &mut HashMap<K, Keys>,
+    before: Option<K>,
+    after: Option<K>,
+    row: (i64, JobId),
+) {
+    if before != after {
+        unpost(map, before, row);
+        post(map, after, row);
+    }
 }
 
 /// Every tenant's job indexes.
@@ -169,7 +214,15 @@ impl JobIndexes {
             .collect()
     }
 
-    fn refile(&mut self, before: Option<&JobFacts>, after: Option<&JobFacts>) {
+    pub(super) fn refile(&mut self, before: Option<&JobFacts>, after: Option<&JobFacts>) {
+        if let (Some(b), Some(a)) = (before, after) {
+            if (b.tenant, b.start, b.id) == (a.tenant, a.start, a.id) {
+                if let Some(t) = self.tenants.get_mut(&a.tenant) {
+                    t.update(b, a);
+                    return;
+                }
+            }
+        }
         if let Some(f) = before {
             if let Some(t) = self.tenants.get_mut(&f.tenant) {
                 t.remove(f);
@@ -183,9 +236,6 @@ impl JobIndexes {
         }
     }
 }
-
-/// A job event's job as it was before the event.
-pub(crate) type JobBefore = Option<(JobId, Option<JobFacts>)>;
 
 /// Where candidates come from, each in ascending key order.
 enum Source<'a> {
@@ -252,25 +302,6 @@ fn share(keys: &Keys, span: Span) -> f64 {
 }
 
 impl ReadModels {
-    /// Notes what a job event's job looked like before the event (first half of the hook in
-    /// `apply_event`).
-    pub(crate) fn job_before(&self, event: &Event) -> JobBefore {
-        job_touched(event).map(|id| (id, self.state.job(id).map(JobFacts::of)))
-    }
-
-    /// Re-files the job in the search indexes and the reports if the event changed what they
-    /// hold (second half of the hook).
-    pub(crate) fn job_after(&mut self, before: JobBefore) {
-        let Some((id, before)) = before else {
-            return;
-        };
-        let after = self.state.job(id).map(JobFacts::of);
-        if before != after {
-            self.job_indexes.refile(before.as_ref(), after.as_ref());
-            self.reports.refile(before.as_ref(), after.as_ref());
-        }
-    }
-
     /// One page of the jobs visible in `scope` that match the query's filter at its `now`,
     /// in its sort order, after its cursor.
     pub fn search_jobs<'a>(

@@ -590,3 +590,76 @@ fn mixed_histories_search_like_the_naive_evaluation() {
         }
     }
 }
+
+/// The job indexes and reports as filing every job of `models` once, from scratch, gives.
+fn filed_from_scratch(models: &ReadModels) -> (JobIndexes, crate::models::reports::Reports) {
+    let mut indexes = JobIndexes::default();
+    let mut reports = crate::models::reports::Reports::default();
+    for job in models.state.jobs() {
+        let facts = JobFacts::of(job);
+        indexes.refile(None, Some(&facts));
+        reports.refile(None, Some(&facts));
+    }
+    (indexes, reports)
+}
+
+/// Jobs are re-filed in place as they finish, are abandoned or revived (only the entries
+/// whose key changed move), yet the indexes and reports always equal filing every job from
+/// scratch. Durations only ever widen, so a tenant's may be wider than its jobs' today.
+fn assert_filed_like_from_scratch(models: &ReadModels, context: &str) {
+    let (indexes, reports) = filed_from_scratch(models);
+    assert!(models.reports == reports, "reports differ: {context}");
+    let mut got: Vec<_> = models.job_indexes.tenants.keys().collect();
+    let mut want: Vec<_> = indexes.tenants.keys().collect();
+    got.sort_by_key(|t| t.to_string());
+    want.sort_by_key(|t| t.to_string());
+    assert_eq!(got, want, "tenants: {context}");
+    for (tenant, expected) in &indexes.tenants {
+        let actual = &models.job_indexes.tenants[tenant];
+        let without_durations = |t: &TenantJobs| TenantJobs {
+            durations: None,
+            ..t.clone()
+        };
+        assert!(
+            without_durations(actual) == without_durations(expected),
+            "indexes of {tenant}: {context}"
+        );
+        if let Some((lo, hi)) = expected.durations {
+            let (a_lo, a_hi) = actual.durations.expect("durations");
+            assert!(a_lo <= lo && a_hi >= hi, "durations of {tenant}: {context}");
+        }
+    }
+}
+
+#[test]
+fn indexes_and_reports_equal_filing_every_job_from_scratch() {
+    for seed in [1, 0x5eed, 0xdead_beef] {
+        let mut models = ReadModels::default();
+        let mut world = crate::testkit::World::new(seed);
+        for (i, event) in world.events(3_000).into_iter().enumerate() {
+            models.apply_event(&event);
+            if i % 250 == 0 {
+                assert_filed_like_from_scratch(&models, &format!("seed {seed}, event {i}"));
+            }
+        }
+        assert_filed_like_from_scratch(&models, &format!("seed {seed}, end"));
+        let models = history(seed, 600);
+        assert_filed_like_from_scratch(&models, &format!("history {seed}"));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn indexes_and_reports_equal_filing_from_scratch_for_any_history(
+        seed in any::<u64>(),
+        n in 0usize..1_500,
+    ) {
+        let mut models = ReadModels::default();
+        for event in crate::testkit::World::new(seed).events(n) {
+            models.apply_event(&event);
+        }
+        assert_filed_like_from_scratch(&models, &format!("seed {seed}, {n} events"));
+    }
+}
