@@ -22,6 +22,7 @@ pub use dispatch::{CommandId, Dispatcher, Offline};
 pub use fire::{next_fire, upcoming, FireRule, TriggerError, Upcoming};
 pub use index::{DueIndex, DueRun, ScheduleInput};
 pub use runner::{
-    run_job_id, Scheduler, SchedulerError, TickReport, LATE_SECS, MISS_AFTER_SECS, MISS_BEFORE_SECS,
+    run_job_id, Scheduler, SchedulerError, TickReport, TickRequest, LATE_SECS, MISS_AFTER_SECS,
+    MISS_BEFORE_SECS,
 };
 pub use runs::{upcoming_runs, Run};

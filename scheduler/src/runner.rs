@@ -34,6 +34,7 @@ use eventlog::{EventLog, LogError, Position, Subscription};
 use projections::{ProjectionError, ProjectionHandle, ReadModels, Scope};
 use siphasher::sip::SipHasher24;
 use thiserror::Error;
+use tokio::sync::{mpsc, oneshot};
 use writer::{Clock, CommandMeta, WriteError, Writer};
 
 use crate::dispatch::Dispatcher;
@@ -69,6 +70,9 @@ pub enum SchedulerError {
         source: domain::DecodeError,
     },
 }
+
+/// Asks the running scheduler for a tick now; answered with what it did.
+pub type TickRequest = oneshot::Sender<Result<TickReport, SchedulerError>>;
 
 /// What one tick did, for logs and tests.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -218,15 +222,30 @@ impl Scheduler {
         Ok(report)
     }
 
-    /// Ticks whenever the clock reaches the next wake-up or the log moves, until `shutdown`.
-    pub async fn run(mut self, clock: Arc<dyn Clock>, shutdown: impl Future<Output = ()>) {
+    /// Ticks whenever the clock reaches the next wake-up or the log moves, and whenever
+    /// asked through `ticks` (each request is answered with what that tick did, so a test
+    /// with a manual clock can move it and tick without sleeping), until `shutdown`.
+    pub async fn run(
+        mut self,
+        clock: Arc<dyn Clock>,
+        mut ticks: mpsc::Receiver<TickRequest>,
+        shutdown: impl Future<Output = ()>,
+    ) {
         tokio::pin!(shutdown);
         let mut head = self.log.watch_head();
+        let mut reply: Option<TickRequest> = None;
         loop {
             let now = instant(clock.now_secs()).unwrap_or(DateTime::UNIX_EPOCH);
             head.borrow_and_update();
-            if let Err(error) = self.tick(now).await {
-                tracing::error!(%error, "scheduler tick failed");
+            let result = self.tick(now).await;
+            match (reply.take(), result) {
+                (Some(reply), result) => {
+                    if reply.send(result).is_err() {
+                        tracing::debug!("tick requester went away");
+                    }
+                }
+                (None, Ok(_)) => {}
+                (None, Err(error)) => tracing::error!(%error, "scheduler tick failed"),
             }
             let sleep = self
                 .next_wake()
@@ -235,6 +254,7 @@ impl Scheduler {
             tokio::select! {
                 biased;
                 () = &mut shutdown => break,
+                request = ticks.recv(), if !ticks.is_closed() => reply = request,
                 changed = head.changed() => if changed.is_err() { break },
                 () = tokio::time::sleep(sleep) => {}
             }

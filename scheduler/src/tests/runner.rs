@@ -568,3 +568,13 @@ async fn changes_to_a_schedule_reach_the_index() {
     assert_eq!(report, TickReport::default());
     assert_eq!(w.node().scheduler.schedules(), 0);
 }
+
+#[test]
+fn the_loop_can_run_on_a_multi_threaded_runtime() {
+    fn is_send<T: Send>(_: &T) {}
+    fn check(s: Scheduler, clock: Arc<dyn Clock>) {
+        let (_requests, ticks) = tokio::sync::mpsc::channel(1);
+        is_send(&s.run(clock, ticks, std::future::pending()));
+    }
+    let _ = check;
+}
