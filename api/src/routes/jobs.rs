@@ -12,6 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::devices::{offline, time};
+use super::job_search::{job_matches, text_filter};
 use crate::agent::reports::Severity;
 use crate::agent::DeviceCommand;
 use crate::auth::Scope;
@@ -114,6 +115,10 @@ pub struct ListQuery {
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
+    /// A query filter in its text form (DOMAIN.md "Query filters"), e.g.
+    /// `status = 7002 and time_since_end <= 86400 and not (username ~ "test")`; a syntax
+    /// error is a 400 naming `q` and the byte offset.
+    pub q: Option<String>,
 }
 
 fn find<'m>(models: &'m ReadModels, scope: &Scope, id: JobId) -> Result<&'m model::Job, ApiError> {
@@ -153,6 +158,8 @@ async fn list(
         .as_deref()
         .map(|d| parse_id::<DeviceId>("device_id", d))
         .transpose()?;
+    let filter = text_filter(q.q.as_deref())?;
+    let now = state.now_secs();
     let mut from = q.from.map_or(i64::MIN, |t| t.timestamp());
     let to = q.to.map_or(i64::MAX, |t| t.timestamp());
     let models = state.read_models.read();
@@ -173,6 +180,11 @@ async fn list(
         .filter(|j| status.is_none_or(|s| j.status == s))
         .filter(|j| user.is_none_or(|u| j.user == u))
         .filter(|j| device.is_none_or(|d| j.device == Some(d)))
+        .filter(|j| {
+            filter
+                .as_ref()
+                .is_none_or(|f| job_matches(&models, scope.read(), f, j, now))
+        })
         .take(page.fetch())
         .collect();
     Ok(Reply::ok(&page.page(rows, |j| j.id, Job::from)))
