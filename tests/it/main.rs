@@ -1,11 +1,14 @@
 //! halley's end-to-end tests: one binary that starts the real server on 127.0.0.1:0 with a
 //! temporary data directory and talks HTTP to it.
 
+mod agent;
 mod auth;
 mod conventions;
+mod devices;
 mod events;
 mod helpers;
 mod items;
+mod jobs;
 mod ops;
 mod policies;
 mod readme;
