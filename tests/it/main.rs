@@ -8,6 +8,7 @@ mod devices;
 mod events;
 mod helpers;
 mod items;
+mod job_search;
 mod jobs;
 mod ops;
 mod policies;
