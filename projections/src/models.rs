@@ -128,21 +128,39 @@ pub struct ReadModels {
     reports: reports::Reports,
 }
 
+/// A log record as the read models apply it: the domain event, and the stream version of
+/// an editable aggregate (see [`ReadModels::version`]).
+#[derive(Debug)]
+pub struct Recorded {
+    event: Event,
+    version: Option<(String, u64)>,
+}
+
 impl Projection for ReadModels {
     const NAME: &'static str = "read_models";
     // 3: stream versions for If-Match. 4: the domain state's dispatched runs.
     const SCHEMA: u32 = 4;
 
-    type Event = Event;
+    type Event = Recorded;
     type Error = DecodeError;
 
-    fn decode(envelope: &Envelope, payload: &[u8]) -> Result<Event, DecodeError> {
-        domain::codec::decode(envelope.type_code, envelope.schema_version, payload)
+    fn decode(envelope: &Envelope, payload: &[u8]) -> Result<Recorded, DecodeError> {
+        // Only the editable aggregates' versions are kept: job and device streams are many
+        // and never edited with `If-Match`.
+        const EDITABLE: [&str; 6] = ["ten_", "adm_", "pol_", "usr_", "sch_", "server"];
+        let event = domain::codec::decode(envelope.type_code, envelope.schema_version, payload)?;
+        let version = EDITABLE
+            .iter()
+            .any(|p| envelope.stream.starts_with(p))
+            .then(|| (envelope.stream.clone(), envelope.stream_version));
+        Ok(Recorded { event, version })
     }
 
-    fn apply(&mut self, envelope: &Envelope, event: Event) -> Result<(), DecodeError> {
-        self.apply_event(&event);
-        self.track_version(envelope);
+    fn apply(&mut self, recorded: Recorded) -> Result<(), DecodeError> {
+        self.apply_event(&recorded.event);
+        if let Some((stream, version)) = recorded.version {
+            self.versions.insert(stream, version);
+        }
         Ok(())
     }
 }
@@ -310,16 +328,6 @@ impl ReadModels {
         match scope {
             Scope::Root => Some(&self.all),
             Scope::Tenant(id) => self.owners.get(&TenantRef::Tenant(id)),
-        }
-    }
-
-    /// Remembers the stream version of the editable aggregates only: job and device streams
-    /// are many and never edited with `If-Match`.
-    fn track_version(&mut self, envelope: &Envelope) {
-        const EDITABLE: [&str; 6] = ["ten_", "adm_", "pol_", "usr_", "sch_", "server"];
-        if EDITABLE.iter().any(|p| envelope.stream.starts_with(p)) {
-            self.versions
-                .insert(envelope.stream.clone(), envelope.stream_version);
         }
     }
 

@@ -23,14 +23,18 @@ pub trait Projection: Default + Serialize + DeserializeOwned + Send + Sync + 'st
     /// ignored and the model rebuilt from the log.
     const SCHEMA: u32;
 
+    /// What [`Projection::apply`] needs of one record: its decoded payload and whatever of
+    /// the envelope the model reads.
     type Event: Send + 'static;
     type Error: std::error::Error + Send + Sync + 'static;
 
-    /// Decodes one record's payload. Runs outside the model's lock.
+    /// Decodes one record. Runs outside the model's lock, mostly on the read-ahead thread,
+    /// which then frees the record: taking from the envelope only what `apply` reads keeps
+    /// the applier (the busier side) from freeing memory another thread allocated.
     fn decode(envelope: &Envelope, payload: &[u8]) -> Result<Self::Event, Self::Error>;
 
     /// Folds one decoded event into the model.
-    fn apply(&mut self, envelope: &Envelope, event: Self::Event) -> Result<(), Self::Error>;
+    fn apply(&mut self, event: Self::Event) -> Result<(), Self::Error>;
 }
 
 /// How a [`Projector`] batches and snapshots.
@@ -380,8 +384,9 @@ impl<M: Projection> Projector<M> {
                 },
             };
             let after = self.position();
-            let (decoded, failure) = decode_records::<M>(after, records);
-            apply_decoded(&self.shared.state, decoded)?;
+            let mut decoded = Vec::with_capacity(records.len());
+            let failure = decode_records::<M>(after, records, &mut decoded);
+            apply_decoded(&self.shared.state, &mut decoded)?;
             let position = self.position();
             self.shared.status.send_modify(|s| s.applied = position);
             if let Some(e) = failure {
@@ -423,11 +428,23 @@ impl<M: Projection> Projector<M> {
     }
 }
 
+/// One decoded record, with what the runner needs to report on it.
+struct DecodedEvent<E> {
+    position: Position,
+    type_code: u16,
+    event: E,
+}
+
 /// Decoded events of one batch, in position order.
-type Decoded<M> = Vec<(Envelope, <M as Projection>::Event)>;
+type Decoded<M> = Vec<DecodedEvent<<M as Projection>::Event>>;
 
 /// Batches a reader thread may run ahead of the applier.
 const READ_AHEAD: usize = 4;
+
+/// Records the reader fetches per read. A batch is read in these pieces and each piece
+/// decoded (and freed) before the next is read, so the allocator reuses the same memory
+/// instead of a whole batch's records being allocated and then freed at once.
+const READ_CHUNK: usize = 128;
 
 /// The reader's share of each batch's decoding is counted in these steps.
 const SHARE_STEPS: usize = 16;
@@ -438,7 +455,7 @@ struct ReadBatch<M: Projection> {
     /// The position before `raw`.
     raw_after: Position,
     raw: Vec<RecordedEvent>,
-    /// A decode failure ending the reader's part; `raw` is then empty.
+    /// A read or decode failure ending the batch (and the reader); `raw` is then empty.
     failure: Option<ProjectionError>,
 }
 
@@ -447,9 +464,10 @@ struct ReadBatch<M: Projection> {
 /// failure stay applied and the model's position says so.
 ///
 /// A blocking thread reads ahead while this task applies. Decoding a payload costs about as
-/// much as reading and applying it together, so the two sides share it: the reader decodes
-/// the first part of each batch and this task the rest, and the split moves towards
-/// whichever side is waiting for the other. On two cores this keeps both busy.
+/// much as reading it, so the two sides share it: the reader decodes the first part of each
+/// batch and this task the rest, and the split moves towards whichever side is waiting for
+/// the other. On two cores this keeps both busy. Applied batches' buffers go back to the
+/// reader for the next batches.
 async fn drain<M: Projection>(
     log: Arc<dyn EventLog>,
     state: &RwLock<Versioned<M>>,
@@ -462,42 +480,31 @@ async fn drain<M: Projection>(
         return Ok(0);
     }
     let share = Arc::new(AtomicUsize::new(SHARE_STEPS / 2));
-    let (tx, mut rx) = mpsc::channel::<Result<ReadBatch<M>, ProjectionError>>(READ_AHEAD);
+    let (tx, mut rx) = mpsc::channel::<ReadBatch<M>>(READ_AHEAD);
+    let (spare_tx, spare_rx) = std::sync::mpsc::channel::<Decoded<M>>();
     let reader = tokio::task::spawn_blocking({
         let runtime = tokio::runtime::Handle::current();
         let share = Arc::clone(&share);
         move || {
             let mut after = after;
             while after < target {
-                let mut records = match runtime.block_on(log.read_all(after, batch_size)) {
-                    Ok(records) if records.is_empty() => return,
-                    Ok(records) => records,
-                    Err(e) => {
-                        // Fails only if the applier already stopped, which then needs no error.
-                        tx.blocking_send(Err(e.into())).ok();
-                        return;
-                    }
-                };
-                let mut raw = records.split_off(
-                    records.len() * share.load(Ordering::Relaxed).min(SHARE_STEPS) / SHARE_STEPS,
-                );
-                let next_after = raw
-                    .last()
-                    .or(records.last())
-                    .map_or(after, |r| r.envelope.position);
-                let (decoded, failure) = decode_records::<M>(after, records);
-                let raw_after = decoded.last().map_or(after, |(e, _)| e.position);
-                let stop = failure.is_some();
-                if stop {
-                    raw.clear();
-                }
-                let batch = ReadBatch {
+                let quota =
+                    batch_size * share.load(Ordering::Relaxed).min(SHARE_STEPS) / SHARE_STEPS;
+                let mut decoded = spare_rx.try_recv().unwrap_or_default();
+                decoded.reserve(batch_size);
+                let (batch, next_after) = read_batch::<M>(
+                    &runtime,
+                    log.as_ref(),
+                    (after, target),
+                    batch_size,
+                    quota,
                     decoded,
-                    raw_after,
-                    raw,
-                    failure,
-                };
-                let sent = match tx.try_send(Ok(batch)) {
+                );
+                let stop = batch.failure.is_some();
+                if batch.decoded.is_empty() && batch.raw.is_empty() && batch.failure.is_none() {
+                    return;
+                }
+                let sent = match tx.try_send(batch) {
                     Ok(()) => Ok(()),
                     Err(TrySendError::Full(batch)) => {
                         // The applier is the slower side: decode more here.
@@ -529,21 +536,20 @@ async fn drain<M: Projection>(
                 }
             }
         };
-        let outcome = batch.and_then(|batch| {
-            let ReadBatch {
-                mut decoded,
-                raw_after,
-                raw,
-                failure,
-            } = batch;
-            let (rest, rest_failure) = decode_records::<M>(raw_after, raw);
-            decoded.extend(rest);
-            let n = apply_decoded(state, decoded)?;
-            match failure.or(rest_failure) {
+        let ReadBatch {
+            mut decoded,
+            raw_after,
+            raw,
+            failure,
+        } = batch;
+        let rest_failure = decode_records::<M>(raw_after, raw, &mut decoded);
+        let outcome =
+            apply_decoded(state, &mut decoded).and_then(|n| match failure.or(rest_failure) {
                 Some(e) => Err(e),
                 None => Ok(n),
-            }
-        });
+            });
+        // Fails only once the reader is done, which then needs no buffer.
+        spare_tx.send(decoded).ok();
         let position = state.read().expect("projection lock poisoned").position;
         match outcome {
             Ok(n) => {
@@ -563,6 +569,56 @@ async fn drain<M: Projection>(
     result.map(|()| events)
 }
 
+/// Reads up to `batch_size` records of `(after, target]` in pieces of [`READ_CHUNK`],
+/// decoding the first `quota` into `decoded` as they arrive and keeping the rest raw. Returns
+/// the batch and the position of the last record read; a short batch means the log ended
+/// or the batch carries a failure.
+fn read_batch<M: Projection>(
+    runtime: &tokio::runtime::Handle,
+    log: &dyn EventLog,
+    (after, target): (Position, Position),
+    batch_size: usize,
+    quota: usize,
+    decoded: Decoded<M>,
+) -> (ReadBatch<M>, Position) {
+    let mut batch = ReadBatch {
+        decoded,
+        raw_after: after,
+        raw: Vec::new(),
+        failure: None,
+    };
+    let mut last = after;
+    let mut read = 0;
+    while read < batch_size && last < target {
+        let mut records =
+            match runtime.block_on(log.read_all(last, (batch_size - read).min(READ_CHUNK))) {
+                Ok(records) => records,
+                Err(e) => {
+                    batch.failure = Some(e.into());
+                    break;
+                }
+            };
+        let Some(end) = records.last().map(|r| r.envelope.position) else {
+            break;
+        };
+        read += records.len();
+        last = end;
+        if batch.raw.is_empty() {
+            let take = quota.saturating_sub(batch.decoded.len()).min(records.len());
+            let rest = records.split_off(take);
+            if let Some(e) = decode_records::<M>(batch.raw_after, records, &mut batch.decoded) {
+                batch.failure = Some(e);
+                break;
+            }
+            batch.raw_after = batch.decoded.last().map_or(batch.raw_after, |d| d.position);
+            batch.raw = rest;
+        } else {
+            batch.raw.append(&mut records);
+        }
+    }
+    (batch, last)
+}
+
 /// Moves the reader's share of decoding by `by` steps, within `0..=SHARE_STEPS`.
 fn bump(share: &AtomicUsize, by: isize) {
     share
@@ -572,12 +628,13 @@ fn bump(share: &AtomicUsize, by: isize) {
         .ok();
 }
 
-/// Decodes `records` (which follow position `after`) up to the first failure.
+/// Decodes `records` (which follow position `after`) into `decoded` up to the first failure,
+/// freeing each record as it goes.
 fn decode_records<M: Projection>(
     after: Position,
     records: Vec<RecordedEvent>,
-) -> (Decoded<M>, Option<ProjectionError>) {
-    let mut decoded = Vec::with_capacity(records.len());
+    decoded: &mut Decoded<M>,
+) -> Option<ProjectionError> {
     let mut previous = after;
     for RecordedEvent { envelope, payload } in records {
         if envelope.position <= previous {
@@ -585,43 +642,52 @@ fn decode_records<M: Projection>(
                 after: previous,
                 got: envelope.position,
             };
-            return (decoded, Some(failure));
+            return Some(failure);
         }
         previous = envelope.position;
         match M::decode(&envelope, &payload) {
-            Ok(event) => decoded.push((envelope, event)),
+            Ok(event) => decoded.push(DecodedEvent {
+                position: envelope.position,
+                type_code: envelope.type_code,
+                event,
+            }),
             Err(e) => {
                 let failure = ProjectionError::Decode {
                     position: envelope.position,
                     type_code: envelope.type_code,
                     source: Box::new(e),
                 };
-                return (decoded, Some(failure));
+                return Some(failure);
             }
         }
     }
-    (decoded, None)
+    None
 }
 
-/// Applies a decoded batch under one write-lock acquisition.
+/// Applies a decoded batch under one write-lock acquisition, leaving `decoded` empty.
 fn apply_decoded<M: Projection>(
     state: &RwLock<Versioned<M>>,
-    decoded: Decoded<M>,
+    decoded: &mut Decoded<M>,
 ) -> Result<u64, ProjectionError> {
     if decoded.is_empty() {
         return Ok(0);
     }
     let mut applied = 0;
     let mut state = state.write().expect("projection lock poisoned");
-    for (envelope, event) in decoded {
-        if let Err(e) = state.model.apply(&envelope, event) {
+    for DecodedEvent {
+        position,
+        type_code,
+        event,
+    } in decoded.drain(..)
+    {
+        if let Err(e) = state.model.apply(event) {
             return Err(ProjectionError::Apply {
-                position: envelope.position,
-                type_code: envelope.type_code,
+                position,
+                type_code,
                 source: Box::new(e),
             });
         }
-        state.position = envelope.position;
+        state.position = position;
         applied += 1;
     }
     Ok(applied)

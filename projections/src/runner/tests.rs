@@ -24,18 +24,19 @@ struct NotAU64(usize);
 impl Projection for Tally {
     const NAME: &'static str = "tally";
     const SCHEMA: u32 = 7;
-    type Event = u64;
+    /// The envelope's tenant and the value.
+    type Event = (String, u64);
     type Error = NotAU64;
 
-    fn decode(_: &Envelope, payload: &[u8]) -> Result<u64, NotAU64> {
+    fn decode(envelope: &Envelope, payload: &[u8]) -> Result<(String, u64), NotAU64> {
         let bytes: [u8; 8] = payload.try_into().map_err(|_| NotAU64(payload.len()))?;
-        Ok(u64::from_le_bytes(bytes))
+        Ok((envelope.tenant.clone(), u64::from_le_bytes(bytes)))
     }
 
-    fn apply(&mut self, envelope: &Envelope, value: u64) -> Result<(), NotAU64> {
+    fn apply(&mut self, (tenant, value): (String, u64)) -> Result<(), NotAU64> {
         self.events += 1;
         self.sum += value;
-        *self.by_tenant.entry(envelope.tenant.clone()).or_default() += value;
+        *self.by_tenant.entry(tenant).or_default() += value;
         Ok(())
     }
 }
