@@ -14,6 +14,7 @@ use domain::JobId;
 use eventlog::Position;
 use eventlog::{EventLog, SledLog};
 use projections::{ProjectionError, ProjectionHandle, Projector, ProjectorConfig, ReadModels};
+use scheduler::{Dispatcher, Scheduler, TickReport, TickRequest};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use writer::{Clock, SystemClock, Writer};
@@ -97,6 +98,10 @@ pub struct RunningServer {
     /// Asks the abandonment sweeper for an immediate sweep; dropping it stops the sweeper.
     sweep: mpsc::Sender<SweepRequest>,
     sweeper_task: JoinHandle<()>,
+    /// Asks the scheduler for a tick now (tests with a manual clock).
+    scheduler_ticks: mpsc::Sender<TickRequest>,
+    stop_scheduler: oneshot::Sender<()>,
+    scheduler_task: JoinHandle<()>,
     read_models: ProjectionHandle<ReadModels>,
     startup_head: Position,
     log: Arc<SledLog>,
@@ -194,6 +199,26 @@ pub async fn start(options: &ServeOptions) -> anyhow::Result<RunningServer> {
         api::bootstrap::ensure_root_admin(&state, options.admin_password.clone())
             .await
             .context("creating the root admin")?;
+    // The scheduler starts after the root admin so its first tick sees a settled log; it
+    // catches up with runs that came due while the server was down.
+    let scheduler = Scheduler::open(
+        Arc::clone(&log) as Arc<dyn EventLog>,
+        read_models.clone(),
+        state.writer.clone(),
+        Arc::clone(&devices) as Arc<dyn Dispatcher>,
+        chrono::DateTime::from_timestamp(state.clock.now_secs(), 0).unwrap_or_default(),
+    )
+    .await
+    .context("loading the scheduler")?;
+    let (scheduler_ticks, tick_requests) = mpsc::channel(8);
+    let (stop_scheduler, scheduler_stopped) = oneshot::channel::<()>();
+    let scheduler_task =
+        tokio::spawn(
+            scheduler.run(Arc::clone(&state.clock), tick_requests, async {
+                // A dropped sender means the server is going away: stop too.
+                scheduler_stopped.await.ok();
+            }),
+        );
     let state = web::Data::new(state);
     let (sweep, sweep_requests) = mpsc::channel(8);
     let sweeper_task = tokio::spawn(api::agent::run_abandon_sweeper(
@@ -227,6 +252,9 @@ pub async fn start(options: &ServeOptions) -> anyhow::Result<RunningServer> {
         devices,
         sweep,
         sweeper_task,
+        scheduler_ticks,
+        stop_scheduler,
+        scheduler_task,
         read_models,
         startup_head,
         log,
@@ -259,6 +287,17 @@ impl RunningServer {
     /// (`Arc<DeviceHub>` is a `scheduler::Dispatcher`).
     pub fn devices(&self) -> &Arc<DeviceHub> {
         &self.devices
+    }
+
+    /// Runs a scheduler tick now, at the server clock's time (tests move their manual clock,
+    /// then call this), and returns what it did once it is written.
+    pub async fn tick_scheduler(&self) -> anyhow::Result<TickReport> {
+        let (reply, answer) = oneshot::channel();
+        self.scheduler_ticks
+            .send(reply)
+            .await
+            .map_err(|_| anyhow::anyhow!("the scheduler stopped"))?;
+        Ok(answer.await.context("the scheduler stopped")??)
     }
 
     /// Runs the abandonment sweep now (tests move their manual clock past the grace period,
@@ -294,6 +333,12 @@ impl RunningServer {
         // Graceful: stop accepting, let in-flight requests finish (up to DRAIN_SECS).
         self.http.stop(true).await;
         let http = self.http_task.await.context("HTTP server task")?;
+        // The scheduler holds a writer handle and waits on the read models: stop it first.
+        if self.stop_scheduler.send(()).is_err() {
+            tracing::debug!("scheduler had already stopped");
+        }
+        drop(self.scheduler_ticks);
+        self.scheduler_task.await.context("scheduler task")?;
         // The sweeper holds a writer handle too.
         drop(self.sweep);
         self.sweeper_task

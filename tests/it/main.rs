@@ -13,6 +13,7 @@ mod jobs;
 mod ops;
 mod policies;
 mod readme;
+mod schedules;
 mod search;
 mod smoke;
 mod tenants;

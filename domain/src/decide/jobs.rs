@@ -63,12 +63,21 @@ pub(super) fn start(state: &State, c: StartJob, now: i64) -> Decision {
             ));
         }
     }
+    // A job run for a schedule backs up the schedule's item to its vault unless the device
+    // says otherwise, so the scheduler's missed-run check sees it cover the run.
+    let (mut item_id, mut vault_id) = (c.item_id, c.vault_id);
     if let Some(id) = c.schedule_id {
-        if state.schedule(id).is_none_or(|s| s.user != owner.id) {
-            return Err(DomainError::invalid(
-                "schedule_id",
-                format!("no schedule {id} of the device's user"),
-            ));
+        match state.schedule(id) {
+            Some(s) if s.user == owner.id => {
+                item_id = item_id.or(Some(s.spec.item));
+                vault_id = vault_id.or(Some(s.spec.vault));
+            }
+            _ => {
+                return Err(DomainError::invalid(
+                    "schedule_id",
+                    format!("no schedule {id} of the device's user"),
+                ))
+            }
         }
     }
     Ok(vec![JobStarted {
@@ -76,8 +85,8 @@ pub(super) fn start(state: &State, c: StartJob, now: i64) -> Decision {
         tenant: dev.tenant,
         user_id: dev.user,
         device_id: dev.id,
-        item_id: c.item_id,
-        vault_id: c.vault_id,
+        item_id,
+        vault_id,
         schedule_id: c.schedule_id,
         classification,
         started_at: c.started_at,
