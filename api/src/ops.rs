@@ -60,7 +60,8 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-/// Prometheus text: log head, projection position and lag, group-commit counters.
+/// Prometheus text: log head, projection position and lag, group-commit counters, webhook
+/// delivery and event-stream figures.
 #[utoipa::path(
     tag = "operations",
     responses((status = 200, description = "Prometheus exposition text.", body = String, content_type = "text/plain"))
@@ -100,6 +101,61 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         "halley_log_group_commits_total",
         "Group commits (one fdatasync each) since the log was opened.",
         commits.commits,
+    );
+    let hooks = state.webhooks.metrics();
+    gauge(
+        &mut out,
+        "halley_webhook_queue_depth",
+        "Webhook deliveries waiting, due or in flight.",
+        hooks.queue_depth,
+    );
+    gauge(
+        &mut out,
+        "halley_webhook_in_flight",
+        "Webhook requests in flight.",
+        hooks.in_flight,
+    );
+    counter(
+        &mut out,
+        "halley_webhook_attempts_total",
+        "Webhook delivery attempts since start.",
+        hooks.attempts,
+    );
+    counter(
+        &mut out,
+        "halley_webhook_failures_total",
+        "Webhook attempts without a 2xx answer (including timeouts).",
+        hooks.failures,
+    );
+    counter(
+        &mut out,
+        "halley_webhook_delivered_total",
+        "Webhook deliveries that got a 2xx answer.",
+        hooks.delivered,
+    );
+    counter(
+        &mut out,
+        "halley_webhook_gave_up_total",
+        "Webhook deliveries that used up their retry schedule.",
+        hooks.gave_up,
+    );
+    counter(
+        &mut out,
+        "halley_webhook_latency_microseconds_total",
+        "Sum of webhook attempt latencies; divide by the attempts for the mean.",
+        hooks.latency_us_sum,
+    );
+    gauge(
+        &mut out,
+        "halley_stream_clients",
+        "Connected event-stream clients.",
+        hooks.stream_clients,
+    );
+    counter(
+        &mut out,
+        "halley_stream_cut_off_total",
+        "Event-stream clients disconnected for falling behind.",
+        hooks.stream_cut_off,
     );
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")

@@ -85,6 +85,10 @@ pub struct AppState {
     pub config: Arc<ApiConfig>,
     /// Live device connections; the scheduler reaches them through the same hub.
     pub devices: Arc<DeviceHub>,
+    /// Webhook endpoints' secrets, delivery log, retries and replays.
+    pub webhooks: webhooks::Webhooks,
+    /// The live event stream (`/events/stream`).
+    pub stream: webhooks::StreamHub,
 }
 
 impl AppState {

@@ -30,6 +30,8 @@ pub struct Config {
     pub argon2_iterations: u32,
     #[serde(deserialize_with = "number")]
     pub job_abandon_grace_secs: u64,
+    /// Comma-separated seconds between webhook delivery attempts.
+    pub webhook_retry_schedule: String,
 }
 
 /// A number written as a TOML integer or, as environment variables always are, a string.

@@ -85,6 +85,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    let retry_schedule = webhooks::parse_retry_schedule(&config.webhook_retry_schedule)
+        .context("webhook_retry_schedule (HALLEY_WEBHOOK_RETRY_SCHEDULE)")?;
     let server = halley::start(&ServeOptions {
         admin_password: Some(config.admin_password).filter(|p| !p.is_empty()),
         api: api::ApiConfig {
@@ -96,6 +98,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 parallelism: 1,
             },
             job_abandon_grace_secs: config.job_abandon_grace_secs,
+        },
+        webhooks: webhooks::DeliveryConfig {
+            retry_schedule,
+            ..webhooks::DeliveryConfig::default()
         },
         ..ServeOptions::new(config.data_dir, config.listen)
     })

@@ -15,8 +15,9 @@ use eventlog::Position;
 use eventlog::{EventLog, SledLog};
 use projections::{ProjectionError, ProjectionHandle, Projector, ProjectorConfig, ReadModels};
 use scheduler::{Dispatcher, Scheduler, TickReport, TickRequest};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
+use webhooks::{DeliveryConfig, StreamConfig, StreamHub, Webhooks};
 use writer::{Clock, SystemClock, Writer};
 
 /// What `start` needs; the rest of [`crate::Config`] is process-wide (logging).
@@ -31,6 +32,8 @@ pub struct ServeOptions {
     pub api: ApiConfig,
     /// Time for the writer and the API (token expiry, lockouts); tests pass a manual clock.
     pub clock: Arc<dyn Clock>,
+    /// Webhook delivery: retry schedule (`HALLEY_WEBHOOK_RETRY_SCHEDULE`), timeouts, bounds.
+    pub webhooks: DeliveryConfig,
 }
 
 impl ServeOptions {
@@ -43,6 +46,7 @@ impl ServeOptions {
             admin_password: None,
             api: ApiConfig::default(),
             clock: Arc::new(SystemClock),
+            webhooks: DeliveryConfig::default(),
         }
     }
 }
@@ -102,6 +106,11 @@ pub struct RunningServer {
     scheduler_ticks: mpsc::Sender<TickRequest>,
     stop_scheduler: oneshot::Sender<()>,
     scheduler_task: JoinHandle<()>,
+    /// Turned true at shutdown: stops webhook delivery and the event-stream hub.
+    stop_webhooks: watch::Sender<bool>,
+    webhooks_task: JoinHandle<Result<(), webhooks::WebhookError>>,
+    stream_task: JoinHandle<Result<(), webhooks::WebhookError>>,
+    webhooks: Webhooks,
     read_models: ProjectionHandle<ReadModels>,
     startup_head: Position,
     log: Arc<SledLog>,
@@ -181,6 +190,21 @@ pub async fn start(options: &ServeOptions) -> anyhow::Result<RunningServer> {
             .context("setting up authentication")??
     };
     let stats_source = Arc::clone(&log);
+    // Delivery is a durable subscriber with its own checkpoint in the log's database; the
+    // stream hub shares its counters so `/metrics` reads one place.
+    let webhooks = Webhooks::open(
+        log.db(),
+        Arc::clone(&log) as Arc<dyn EventLog>,
+        writer.clone(),
+        Arc::clone(&clock),
+        options.webhooks.clone(),
+    )
+    .context("opening webhook delivery")?;
+    let stream = StreamHub::new(
+        Arc::clone(&log) as Arc<dyn EventLog>,
+        StreamConfig::default(),
+        webhooks.metrics_handle(),
+    );
     let devices = Arc::new(DeviceHub::new(Arc::clone(&clock)));
     let state = AppState {
         log: Arc::clone(&log) as Arc<dyn EventLog>,
@@ -194,6 +218,8 @@ pub async fn start(options: &ServeOptions) -> anyhow::Result<RunningServer> {
         idempotency: Arc::default(),
         config: Arc::new(api_config),
         devices: Arc::clone(&devices),
+        webhooks: webhooks.clone(),
+        stream: stream.clone(),
     };
     let generated_admin_password =
         api::bootstrap::ensure_root_admin(&state, options.admin_password.clone())
@@ -219,6 +245,12 @@ pub async fn start(options: &ServeOptions) -> anyhow::Result<RunningServer> {
                 scheduler_stopped.await.ok();
             }),
         );
+    let (stop_webhooks, webhooks_stopped) = watch::channel(false);
+    let webhooks_task = tokio::spawn({
+        let (webhooks, stop) = (webhooks.clone(), webhooks_stopped.clone());
+        async move { webhooks.run(stop).await }
+    });
+    let stream_task = tokio::spawn(async move { stream.run(webhooks_stopped).await });
     let state = web::Data::new(state);
     let (sweep, sweep_requests) = mpsc::channel(8);
     let sweeper_task = tokio::spawn(api::agent::run_abandon_sweeper(
@@ -255,6 +287,10 @@ pub async fn start(options: &ServeOptions) -> anyhow::Result<RunningServer> {
         scheduler_ticks,
         stop_scheduler,
         scheduler_task,
+        stop_webhooks,
+        webhooks_task,
+        stream_task,
+        webhooks,
         read_models,
         startup_head,
         log,
@@ -311,6 +347,11 @@ impl RunningServer {
         Ok(answer.await.context("the abandonment sweeper stopped")??)
     }
 
+    /// Webhook delivery, for tests that read its delivery log or metrics directly.
+    pub fn webhooks(&self) -> &Webhooks {
+        &self.webhooks
+    }
+
     /// The read models the API answers from.
     pub fn read_models(&self) -> &ProjectionHandle<ReadModels> {
         &self.read_models
@@ -339,6 +380,12 @@ impl RunningServer {
         }
         drop(self.scheduler_ticks);
         self.scheduler_task.await.context("scheduler task")?;
+        // Delivery records outcomes through the writer (410 disables an endpoint): stop it
+        // before the writer. Attempts cut short stay pending for the next start.
+        self.stop_webhooks.send_replace(true);
+        let delivery = self.webhooks_task.await.context("webhook delivery task")?;
+        let stream = self.stream_task.await.context("event stream task")?;
+        drop(self.webhooks);
         // The sweeper holds a writer handle too.
         drop(self.sweep);
         self.sweeper_task
@@ -363,6 +410,8 @@ impl RunningServer {
         .context("closing the event log")?;
 
         http.context("HTTP server")?;
+        delivery.context("webhook delivery")?;
+        stream.context("event stream hub")?;
         projector.context("projector")?;
         flushed.context("flushing the database")?;
         tracing::info!("halley stopped");
