@@ -204,18 +204,18 @@ async fn lists_filter_and_other_tenants_devices_are_not_found() {
             .collect()
     };
     let res = a.get("/api/v1/devices").await;
-    assert_eq!(ids(&res), [a1.device_id.clone(), a2.device_id.clone()]);
+    assert_eq!(ids(&res), [a1.device_id.as_str(), a2.device_id.as_str()]);
     let res = a.get("/api/v1/devices?online=true").await;
-    assert_eq!(ids(&res), [a1.device_id.clone()]);
+    assert_eq!(ids(&res), [a1.device_id.as_str()]);
     let res = a.get("/api/v1/devices?online=false&limit=1").await;
-    assert_eq!(ids(&res), [a2.device_id.clone()]);
+    assert_eq!(ids(&res), [a2.device_id.as_str()]);
     assert!(res.body["next_cursor"].is_null());
     let res = a.get("/api/v1/devices?limit=1").await;
     let cursor = res.body["next_cursor"].as_str().unwrap().to_owned();
     let res = a
         .get(&format!("/api/v1/devices?limit=1&cursor={cursor}"))
         .await;
-    assert_eq!(ids(&res), [a2.device_id.clone()]);
+    assert_eq!(ids(&res), [a2.device_id.as_str()]);
     let res = a
         .get(&format!(
             "/api/v1/devices?user_id={}",
@@ -229,7 +229,7 @@ async fn lists_filter_and_other_tenants_devices_are_not_found() {
 
     // Tenant B sees none of A's devices, and A none of B's.
     let res = b.get("/api/v1/devices").await;
-    assert_eq!(ids(&res), [b1.device_id.clone()]);
+    assert_eq!(ids(&res), [b1.device_id.as_str()]);
     for id in [&a1.device_id, &a2.device_id] {
         b.get(&format!("/api/v1/devices/{id}")).await.problem(404);
         b.delete(&format!("/api/v1/devices/{id}"))
