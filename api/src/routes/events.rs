@@ -38,7 +38,7 @@ const BATCH: usize = 1_000;
 pub struct EventsQuery {
     /// Only events after this log position (default 0: from the start). Pass the previous
     /// page's `next_cursor`.
-    pub after: Option<String>,
+    pub after: Option<u64>,
     /// Page size, 1 to 1000 (default 50).
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
@@ -94,12 +94,7 @@ async fn list(
     scope: Scope,
     Query(q): Query<EventsQuery>,
 ) -> Result<Reply, ApiError> {
-    let mut cursor = match q.after.as_deref() {
-        None => 0,
-        Some(raw) => raw
-            .parse::<u64>()
-            .map_err(|_| ApiError::invalid("after", "must be a log position (an integer)"))?,
-    };
+    let mut cursor = q.after.unwrap_or(0);
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::invalid(

@@ -37,7 +37,7 @@ pub(super) fn routes(cfg: &mut ServiceConfig<'_>) {
 
 /// One setting as the user sees it under its policy.
 #[derive(Serialize, ToSchema)]
-pub struct EffectiveSettingDto {
+pub struct UserSetting {
     pub mode: SettingMode,
     /// Enforced by the policy: the user cannot change it.
     pub read_only: bool,
@@ -49,12 +49,12 @@ pub struct EffectivePolicy {
     pub policy_id: String,
     pub name: String,
     pub random_delay_secs: Option<u32>,
-    pub settings: BTreeMap<String, EffectiveSettingDto>,
+    pub settings: BTreeMap<String, UserSetting>,
 }
 
 impl From<ResolvedPolicy> for EffectivePolicy {
     fn from(p: ResolvedPolicy) -> EffectivePolicy {
-        let setting = |s: EffectiveSetting| EffectiveSettingDto {
+        let setting = |s: EffectiveSetting| UserSetting {
             mode: match s {
                 EffectiveSetting::SystemDefault => SettingMode::SystemDefault,
                 EffectiveSetting::Optional { default_on: true } => SettingMode::OptionalOn,
