@@ -53,6 +53,7 @@ mod server;
 mod tenants;
 mod users;
 mod vaults;
+mod webhooks;
 
 use actix_web::dev::{ServiceFactory, ServiceRequest};
 use utoipa_actix_web::scope::Scope as DocScope;
@@ -84,4 +85,5 @@ pub(crate) fn scope() -> DocScope<
         .configure(schedules::routes)
         .configure(search::routes)
         .configure(events::routes)
+        .configure(webhooks::routes)
 }
