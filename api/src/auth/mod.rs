@@ -8,6 +8,7 @@ pub mod password;
 pub mod refresh;
 mod scope;
 
+pub(crate) use scope::scope_for_token;
 pub use scope::Scope;
 
 use std::sync::Arc;

@@ -105,6 +105,13 @@ fn scope_of(req: &HttpRequest) -> Result<Scope, ApiError> {
             scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
         })
         .ok_or(INVALID)?;
+    scope_for_token(state, token)
+}
+
+/// The caller an access token stands for (as the `Authorization` header does), for the
+/// event stream, whose browser clients send the token in their first frame.
+pub(crate) fn scope_for_token(state: &AppState, token: &str) -> Result<Scope, ApiError> {
+    const INVALID: ApiError = ApiError::Unauthorized("missing, invalid or expired access token");
     let claims = state
         .auth
         .keyring

@@ -50,6 +50,7 @@ mod policies;
 mod schedules;
 mod search;
 mod server;
+mod stream;
 mod tenants;
 mod users;
 mod vaults;
@@ -85,5 +86,6 @@ pub(crate) fn scope() -> DocScope<
         .configure(schedules::routes)
         .configure(search::routes)
         .configure(events::routes)
+        .configure(stream::routes)
         .configure(webhooks::routes)
 }
