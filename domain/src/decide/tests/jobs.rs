@@ -417,3 +417,77 @@ fn status_classes() {
     assert_eq!(serde_json::to_string(&JobStatus::Missed).unwrap(), "7004");
     assert!(serde_json::from_str::<JobStatus>("6005").is_err());
 }
+
+fn dispatched(due_at: i64) -> RecordRunDispatched {
+    RecordRunDispatched {
+        job_id: J2,
+        schedule_id: S1,
+        device_id: D1,
+        due_at,
+    }
+}
+
+#[test]
+fn a_run_is_dispatched_once_and_may_then_be_missed_under_its_job_id() {
+    let history = given(world()).at(NOW).when(dispatched(NOW - 60)).events();
+    assert_eq!(
+        history,
+        vec![RunDispatched {
+            job_id: J2,
+            tenant: ACME,
+            user_id: U1,
+            schedule_id: S1,
+            device_id: D1,
+            due_at: NOW - 60,
+            at: NOW,
+        }
+        .into()]
+    );
+    let mut after = world();
+    after.extend(history);
+    let state = given(after.clone()).state().clone();
+    assert_eq!(state.run_dispatched(S1, NOW - 60), Some(J2));
+    assert_eq!(state.last_run_due(S1), Some(NOW - 60));
+    given(after.clone())
+        .when(dispatched(NOW - 60))
+        .then_conflict("due_at");
+    // The device never started it: the same job id records the miss.
+    given(after).when(missed(NOW - 60)).then([JobMissed {
+        job_id: J2,
+        tenant: ACME,
+        user_id: U1,
+        schedule_id: S1,
+        item_id: I1,
+        vault_id: V1,
+        due_at: NOW - 60,
+    }
+    .into()]);
+}
+
+#[test]
+fn a_run_is_not_dispatched_before_its_schedule_existed_or_after_it_was_recorded() {
+    given(world())
+        .when(dispatched(NOW - 3601))
+        .then_invalid("due_at");
+    let mut recorded = world();
+    recorded.extend(given(world()).when(missed(NOW - 60)).events());
+    let mut again = dispatched(NOW - 60);
+    again.job_id = crate::ids::JobId::new(1, 3);
+    given(recorded).when(again).then_conflict("due_at");
+}
+
+#[test]
+fn a_scheduled_job_without_item_or_vault_takes_the_schedules() {
+    let c = StartJob {
+        item_id: None,
+        vault_id: None,
+        ..start()
+    };
+    let state = given(world()).when(c).events();
+    match &state[..] {
+        [Event::JobStarted(e)] => {
+            assert_eq!((e.item_id, e.vault_id), (Some(I1), Some(V1)));
+        }
+        other => panic!("expected one JobStarted, got {other:?}"),
+    }
+}
