@@ -3,19 +3,23 @@
 
 mod agent;
 mod auth;
+mod bad_input;
 mod conventions;
+mod cross_tenant;
 mod devices;
 mod events;
 mod helpers;
 mod items;
 mod job_search;
 mod jobs;
+mod jwt;
 mod ops;
 mod policies;
 mod readme;
 mod schedules;
 mod search;
 mod smoke;
+mod surface;
 mod tenants;
 mod users;
 mod vaults;
