@@ -138,8 +138,9 @@ pub struct Recorded {
 
 impl Projection for ReadModels {
     const NAME: &'static str = "read_models";
-    // 3: stream versions for If-Match. 4: the domain state's dispatched runs.
-    const SCHEMA: u32 = 4;
+    // 3: stream versions for If-Match. 4: the domain state's dispatched runs. 5: flat
+    // per-subject day counts in the reports.
+    const SCHEMA: u32 = 5;
 
     type Event = Recorded;
     type Error = DecodeError;

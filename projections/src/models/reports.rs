@@ -128,9 +128,10 @@ impl DayStats {
 /// Jobs per status of one subject (user or device) on one day.
 type StatusCounts = [u32; STATUSES];
 
-/// Per subject, per owning tenant (a transferred user's old jobs stay with the old tenant),
-/// per day.
-type Days<K> = HashMap<K, HashMap<TenantRef, BTreeMap<i64, StatusCounts>>>;
+/// By subject, owning tenant (a transferred user's old jobs stay with the old tenant) and
+/// day, in one flat map: filing a job costs one lookup per subject, not one per level. The
+/// tenants a subject has jobs under are those whose job indexes list it.
+type Days<K> = HashMap<(K, TenantRef, i64), StatusCounts>;
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Reports {
@@ -139,23 +140,13 @@ pub(crate) struct Reports {
     device_days: Days<DeviceId>,
 }
 
-fn count<K: Eq + Hash>(days: &mut Days<K>, key: K, f: &JobFacts, add: bool) {
-    let per_tenant = days.entry(key).or_default();
-    let per_day = per_tenant.entry(f.tenant).or_default();
-    let counts = per_day.entry(day_of(f.start)).or_insert([0; STATUSES]);
+fn count<K: Eq + Hash + Copy>(days: &mut Days<K>, key: K, f: &JobFacts, add: bool) {
+    let slot = (key, f.tenant, day_of(f.start));
+    let counts = days.entry(slot).or_insert([0; STATUSES]);
     let n = &mut counts[status_index(f.status)];
     *n = if add { *n + 1 } else { n.saturating_sub(1) };
     if counts.iter().all(|n| *n == 0) {
-        per_day.remove(&day_of(f.start));
-        if per_day.is_empty() {
-            per_tenant.remove(&f.tenant);
-        }
-    }
-}
-
-fn prune<K: Eq + Hash>(days: &mut Days<K>, key: K) {
-    if days.get(&key).is_some_and(HashMap::is_empty) {
-        days.remove(&key);
+        days.remove(&slot);
     }
 }
 
@@ -178,10 +169,8 @@ impl Reports {
                 }
             }
             count(&mut self.user_days, f.user, f, add);
-            prune(&mut self.user_days, f.user);
             if let Some(device) = f.device {
                 count(&mut self.device_days, device, f, add);
-                prune(&mut self.device_days, device);
             }
         }
     }
@@ -196,9 +185,9 @@ impl Reports {
             return false;
         }
         let stats = self.days.get_mut(&a.tenant).and_then(|d| d.get_mut(&day));
-        let user = subject_day(&mut self.user_days, &a.user, a.tenant, day);
-        let device = match &a.device {
-            Some(device) => subject_day(&mut self.device_days, device, a.tenant, day).map(Some),
+        let user = self.user_days.get_mut(&(a.user, a.tenant, day));
+        let device = match a.device {
+            Some(device) => self.device_days.get_mut(&(device, a.tenant, day)).map(Some),
             None => Some(None),
         };
         let (Some(stats), Some(user), Some(device)) = (stats, user, device) else {
@@ -217,16 +206,6 @@ impl Reports {
         }
         true
     }
-}
-
-/// The status counts of `key` on `day` under `tenant`, if any.
-fn subject_day<'a, K: Eq + Hash>(
-    days: &'a mut Days<K>,
-    key: &K,
-    tenant: TenantRef,
-    day: i64,
-) -> Option<&'a mut StatusCounts> {
-    days.get_mut(key)?.get_mut(&tenant)?.get_mut(&day)
 }
 
 /// A tenant's statistics for one UTC day.
@@ -256,10 +235,11 @@ pub struct Activity<'a> {
     pub days: [DayWorst; ACTIVITY_DAYS],
 }
 
-fn worst<K: Eq + Hash>(
+/// `tenants`: those `key` has jobs under that the caller's scope sees.
+fn worst<K: Eq + Hash + Copy>(
     days: &Days<K>,
-    key: &K,
-    scope: Scope,
+    key: K,
+    tenants: impl Iterator<Item = TenantRef>,
     today: i64,
 ) -> [DayWorst; ACTIVITY_DAYS] {
     let mut out = [DayWorst {
@@ -269,15 +249,11 @@ fn worst<K: Eq + Hash>(
     for (i, slot) in out.iter_mut().enumerate() {
         slot.day = today - i as i64;
     }
-    let Some(per_tenant) = days.get(key) else {
-        return out;
-    };
-    for (tenant, per_day) in per_tenant {
-        if !scope.admits(*tenant) {
-            continue;
-        }
-        for (day, counts) in per_day.range(today - ACTIVITY_DAYS as i64 + 1..=today) {
-            let slot = &mut out[(today - day) as usize];
+    for tenant in tenants {
+        for slot in out.iter_mut() {
+            let Some(counts) = days.get(&(key, tenant, slot.day)) else {
+                continue;
+            };
             for (status, n) in JobStatus::ALL.iter().zip(counts) {
                 if *n > 0 && slot.worst.is_none_or(|w| severity(*status) > severity(w)) {
                     slot.worst = Some(*status);
@@ -321,7 +297,7 @@ impl ReadModels {
     pub fn user_activity(&self, scope: Scope, user: UserId, now: i64) -> Option<Activity<'_>> {
         self.user(scope, user)?;
         let lists = self.job_indexes.user_lists(scope, user);
-        Some(self.activity(lists, &self.reports.user_days, &user, scope, now))
+        Some(self.activity(lists, &self.reports.user_days, user, now))
     }
 
     /// The same for a device.
@@ -333,21 +309,20 @@ impl ReadModels {
     ) -> Option<Activity<'_>> {
         self.device(scope, device)?;
         let lists = self.job_indexes.device_lists(scope, device);
-        Some(self.activity(lists, &self.reports.device_days, &device, scope, now))
+        Some(self.activity(lists, &self.reports.device_days, device, now))
     }
 
-    fn activity<K: Eq + Hash>(
+    fn activity<K: Eq + Hash + Copy>(
         &self,
-        lists: Vec<&std::collections::BTreeSet<(i64, JobId)>>,
+        lists: Vec<(TenantRef, &std::collections::BTreeSet<(i64, JobId)>)>,
         days: &Days<K>,
-        key: &K,
-        scope: Scope,
+        key: K,
         now: i64,
     ) -> Activity<'_> {
         let latest = |success: bool| {
             lists
                 .iter()
-                .filter_map(|list| {
+                .filter_map(|(_, list)| {
                     list.iter()
                         .rev()
                         .filter_map(|(_, id)| self.state.job(*id))
@@ -358,7 +333,7 @@ impl ReadModels {
         Activity {
             last_job: latest(false),
             last_success: latest(true),
-            days: worst(days, key, scope, day_of(now)),
+            days: worst(days, key, lists.iter().map(|(t, _)| *t), day_of(now)),
         }
     }
 }

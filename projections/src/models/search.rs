@@ -198,19 +198,19 @@ pub(crate) struct JobIndexes {
 impl JobIndexes {
     /// A user's posting lists in the tenants `scope` sees (a transferred user's old jobs stay
     /// with the old tenant).
-    pub(super) fn user_lists(&self, scope: Scope, user: UserId) -> Vec<&Keys> {
+    pub(super) fn user_lists(&self, scope: Scope, user: UserId) -> Vec<(TenantRef, &Keys)> {
         self.tenants
             .iter()
             .filter(|(tenant, _)| scope.admits(**tenant))
-            .filter_map(|(_, t)| t.by_user.get(&user))
+            .filter_map(|(tenant, t)| Some((*tenant, t.by_user.get(&user)?)))
             .collect()
     }
 
-    pub(super) fn device_lists(&self, scope: Scope, device: DeviceId) -> Vec<&Keys> {
+    pub(super) fn device_lists(&self, scope: Scope, device: DeviceId) -> Vec<(TenantRef, &Keys)> {
         self.tenants
             .iter()
             .filter(|(tenant, _)| scope.admits(**tenant))
-            .filter_map(|(_, t)| t.by_device.get(&device))
+            .filter_map(|(tenant, t)| Some((*tenant, t.by_device.get(&device)?)))
             .collect()
     }
 
