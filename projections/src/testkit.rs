@@ -7,11 +7,12 @@ use std::collections::BTreeMap;
 use domain::events::*;
 use domain::ids::{
     AdminId, DeviceId, ItemId, JobId, PolicyId, ScheduleId, TenantId, TenantRef, UserId, VaultId,
+    WebhookId,
 };
 use domain::model::{
     AdminSpec, Classification, DeviceSpec, EmailSettings, ItemSpec, JobProgress, JobStatus,
     JobTotals, Permissions, PolicySpec, ScheduleSpec, ServerSettings, TenantSpec, UserSpec,
-    VaultSpec,
+    VaultSpec, WebhookLevel, WebhookSpec,
 };
 use domain::{Event, State};
 use eventlog::{AppendRequest, Appended, EventLog, ExpectedVersion, NewEvent};
@@ -637,6 +638,46 @@ impl World {
                 }
                 .into()
             }
+            46 => {
+                let tenant = self.owner();
+                let (ms, r) = self.id();
+                WebhookCreated {
+                    webhook_id: WebhookId::new(ms, r),
+                    tenant,
+                    spec: webhook_spec(r),
+                    secret_fingerprint: format!("sha256:{r:x}"),
+                }
+                .into()
+            }
+            47 => {
+                let mut ids: Vec<WebhookId> = self.state.webhooks().map(|w| w.id).collect();
+                ids.sort_unstable();
+                let webhook_id = self.pick(&ids)?;
+                let tenant = self.state.webhook(webhook_id)?.tenant;
+                match self.roll(4) {
+                    0 => WebhookUpdated {
+                        webhook_id,
+                        tenant,
+                        spec: webhook_spec(at as u128),
+                    }
+                    .into(),
+                    1 => WebhookSecretRotated {
+                        webhook_id,
+                        tenant,
+                        secret_fingerprint: format!("sha256:{at:x}"),
+                        previous_valid_until: at + 3600,
+                    }
+                    .into(),
+                    2 => WebhookDisabled {
+                        webhook_id,
+                        tenant,
+                        reason: "410 Gone".to_owned(),
+                        at,
+                    }
+                    .into(),
+                    _ => WebhookRemoved { webhook_id, tenant }.into(),
+                }
+            }
             _ => return None,
         })
     }
@@ -691,6 +732,21 @@ pub async fn append_all(log: &dyn EventLog, events: &[Event]) -> Option<Appended
         last = Some(appended);
     }
     last
+}
+
+fn webhook_spec(n: u128) -> WebhookSpec {
+    WebhookSpec {
+        name: format!("hook {n}"),
+        url: format!("https://hooks{}.example.com/in", n % 7),
+        event_types: [4200, 4201].into_iter().take((n % 3) as usize).collect(),
+        level: if n.is_multiple_of(2) {
+            WebhookLevel::Full
+        } else {
+            WebhookLevel::None
+        },
+        custom_headers: BTreeMap::new(),
+        enabled: true,
+    }
 }
 
 pub fn tenant_spec(name: &str) -> TenantSpec {
