@@ -1,6 +1,7 @@
 //! Benchmarks for halley's log and read models. Each measurement prints one JSON object on its
 //! own line on stdout and nothing else goes there; progress and logs go to stderr.
 
+mod api;
 mod append;
 mod raw;
 mod replay;
@@ -22,6 +23,23 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The HTTP API on loopback (in-process server, temporary data directory): user reads, a
+    /// filtered user list, durable protected-item creates, logins and user creations, next
+    /// to a trivial actix-web handler measured in the same run.
+    Api {
+        /// Concurrent connections.
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+        /// Seconds of load per endpoint.
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+        /// Users to create (the user-creation measurement) and then read.
+        #[arg(long, default_value_t = 1_000)]
+        users: usize,
+        /// Where the server's data directory goes (a temporary directory when omitted).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Durable appends of 300-byte events from concurrent writers, next to the raw file limit.
     Append {
         /// Concurrent writers; 1, 16 and 64 in turn when omitted.
@@ -84,6 +102,19 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     match cli.command {
+        Command::Api {
+            connections,
+            seconds,
+            users,
+            dir,
+        } => {
+            let (_guard, dir) = work_dir(dir)?;
+            let duration = std::time::Duration::from_secs_f64(seconds);
+            let report = runtime.block_on(api::run(&dir, connections, duration, users))?;
+            for line in &report.lines {
+                println!("{}", line.to_json(report.baseline_rps));
+            }
+        }
         Command::Append {
             writers,
             seconds,

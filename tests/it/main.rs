@@ -23,3 +23,4 @@ mod surface;
 mod tenants;
 mod users;
 mod vaults;
+mod webhooks;

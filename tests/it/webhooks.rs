@@ -1,0 +1,442 @@
+//! Webhooks end to end: real receivers on 127.0.0.1:0 get signed deliveries (verified here
+//! with the Standard Webhooks recipe), scoped by tenant, allow list and `enabled`; the
+//! routes' permissions, cross-tenant 404s, validation, secret rotation (both signatures
+//! during the grace period), the delivery log, retry, replay and the test event. Also the
+//! live event stream over WebSocket.
+
+use std::time::Duration;
+
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use futures_util::{SinkExt, StreamExt};
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+use sha2::Sha256;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::helpers::{Client, TestServer};
+
+/// Generous: deliveries are immediate; this only bounds a broken test.
+const WAIT: Duration = Duration::from_secs(20);
+
+/// One request a receiver got.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub id: String,
+    pub timestamp: String,
+    pub signature: String,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Received {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).expect("a JSON body")
+    }
+}
+
+/// A receiver on 127.0.0.1:0 answering 204 and handing every request to the test.
+pub struct Receiver {
+    pub url: String,
+    pub rx: mpsc::UnboundedReceiver<Received>,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl Receiver {
+    pub async fn start() -> Receiver {
+        let (tx, rx) = mpsc::unbounded_channel::<Received>();
+        let server = HttpServer::new(move || {
+            let tx = tx.clone();
+            App::new().default_service(web::to(move |req: HttpRequest, body: web::Bytes| {
+                let tx = tx.clone();
+                async move {
+                    let header = |name: &str| {
+                        req.headers()
+                            .get(name)
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or_default()
+                            .to_owned()
+                    };
+                    let _ = tx.send(Received {
+                        id: header("webhook-id"),
+                        timestamp: header("webhook-timestamp"),
+                        signature: header("webhook-signature"),
+                        headers: req
+                            .headers()
+                            .iter()
+                            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
+                            .collect(),
+                        body: String::from_utf8_lossy(&body).into_owned(),
+                    });
+                    HttpResponse::NoContent().finish()
+                }
+            }))
+        })
+        .workers(1)
+        .disable_signals()
+        .bind("127.0.0.1:0")
+        .expect("receiver binds");
+        let addr = server.addrs()[0];
+        let server = server.run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        Receiver {
+            url: format!("http://{addr}/hook"),
+            rx,
+            handle,
+        }
+    }
+
+    pub async fn next(&mut self) -> Received {
+        tokio::time::timeout(WAIT, self.rx.recv())
+            .await
+            .expect("a delivery arrives in time")
+            .expect("receiver open")
+    }
+
+    /// The next delivery of event type `kind`, skipping others.
+    pub async fn next_of(&mut self, kind: &str) -> Received {
+        loop {
+            let got = self.next().await;
+            if got.json()["type"] == kind {
+                return got;
+            }
+        }
+    }
+
+    pub async fn stop(self) {
+        self.handle.stop(false).await;
+    }
+}
+
+/// Standard Webhooks: `v1,` + base64(HMAC-SHA256(key, "id.timestamp.body")), with the key
+/// the base64 after `whsec_`.
+pub fn expected_signature(secret: &str, got: &Received) -> String {
+    let key = STANDARD
+        .decode(secret.strip_prefix("whsec_").expect("whsec_ prefix"))
+        .expect("base64 secret");
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("any key length");
+    mac.update(format!("{}.{}.{}", got.id, got.timestamp, got.body).as_bytes());
+    format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
+}
+
+fn signed_by(secret: &str, got: &Received) -> bool {
+    let expected = expected_signature(secret, got);
+    got.signature.split(' ').any(|s| s == expected)
+}
+
+async fn create_hook(client: &Client, body: Value) -> Value {
+    let res = client.post("/api/v1/webhooks", body).await;
+    assert_eq!(res.status, 201, "{}", res.text);
+    res.body
+}
+
+async fn create_policy(client: &Client, name: &str) {
+    let res = client.post("/api/v1/policies", json!({"name": name})).await;
+    assert_eq!(res.status, 201, "{}", res.text);
+}
+
+#[tokio::test]
+async fn deliveries_are_signed_scoped_and_manageable() {
+    let app = TestServer::start().await;
+    let root = app.root().await;
+    let (a, admin_a) = app.tenant_with_admin(&root, "wh-a").await;
+    let (_b, admin_b) = app.tenant_with_admin(&root, "wh-b").await;
+    let a_id = a["id"].as_str().unwrap();
+    let mut all = Receiver::start().await;
+    let mut quiet = Receiver::start().await;
+
+    let hook = create_hook(
+        &admin_a,
+        json!({"name": "all", "url": all.url, "custom_headers": {"x-team": "blue"}}),
+    )
+    .await;
+    let id = hook["id"].as_str().unwrap().to_owned();
+    let secret = hook["secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("whsec_"), "{hook}");
+    assert_eq!(hook["tenant_id"], a_id);
+    let other_type = create_hook(
+        &admin_a,
+        json!({"name": "logins only", "url": quiet.url, "event_types": [4103]}),
+    )
+    .await;
+    let disabled = create_hook(
+        &admin_a,
+        json!({"name": "off", "url": quiet.url, "enabled": false}),
+    )
+    .await;
+    // The secret is shown on create only.
+    let res = admin_a.get(&format!("/api/v1/webhooks/{id}")).await;
+    assert_eq!(res.status, 200, "{}", res.text);
+    assert!(res.body.get("secret").is_none(), "{}", res.text);
+    let list = admin_a.get("/api/v1/webhooks").await;
+    assert_eq!(
+        list.body["items"].as_array().unwrap().len(),
+        3,
+        "{}",
+        list.text
+    );
+
+    // An event of tenant a arrives signed, with the custom header; tenant b's does not.
+    create_policy(&admin_b, "b's policy").await;
+    create_policy(&admin_a, "a's policy").await;
+    let got = all.next_of("policy.created").await;
+    assert!(signed_by(&secret, &got), "{got:?}");
+    let body = got.json();
+    assert_eq!(body["tenant_id"], a_id, "{body}");
+    assert_eq!(body["data"]["spec"]["name"], "a's policy", "{body}");
+    assert!(got.headers.contains(&("x-team".into(), "blue".into())));
+    // Routing wrote every endpoint's deliveries for that event together: the others have none.
+    for other in [&other_type, &disabled] {
+        let res = admin_a
+            .get(&format!(
+                "/api/v1/webhooks/{}/deliveries",
+                other["id"].as_str().unwrap()
+            ))
+            .await;
+        assert_eq!(res.status, 200, "{}", res.text);
+        assert_eq!(res.body["items"], json!([]), "{}", res.text);
+    }
+    assert!(quiet.rx.try_recv().is_err());
+
+    // Permissions, tenants and validation.
+    let plain = app.tenant_admin(&root, a_id, "wh-plain", json!({})).await;
+    assert_eq!(plain.get("/api/v1/webhooks").await.status, 403);
+    let res = plain
+        .post("/api/v1/webhooks", json!({"name": "x", "url": all.url}))
+        .await;
+    assert_eq!(res.status, 403, "{}", res.text);
+    assert_eq!(
+        plain.get(&format!("/api/v1/webhooks/{id}")).await.status,
+        403
+    );
+    for res in [
+        admin_b.get(&format!("/api/v1/webhooks/{id}")).await,
+        admin_b
+            .patch(&format!("/api/v1/webhooks/{id}"), json!({"enabled": false}))
+            .await,
+        admin_b.delete(&format!("/api/v1/webhooks/{id}")).await,
+        admin_b
+            .post(&format!("/api/v1/webhooks/{id}/test"), json!({}))
+            .await,
+    ] {
+        res.problem(404);
+    }
+    let res = admin_a
+        .post(
+            "/api/v1/webhooks",
+            json!({"name": "ftp", "url": "ftp://example.com/"}),
+        )
+        .await;
+    res.problem(400);
+    assert_eq!(res.error_fields(), ["url"], "{}", res.text);
+    let res = admin_a
+        .post(
+            "/api/v1/webhooks",
+            json!({"name": "h", "url": all.url, "custom_headers": {"Webhook-Signature": "x"}}),
+        )
+        .await;
+    res.problem(400);
+    assert_eq!(
+        res.error_fields(),
+        ["custom_headers.Webhook-Signature"],
+        "{}",
+        res.text
+    );
+
+    // Rotation: a new secret; meanwhile deliveries carry both signatures.
+    let res = admin_a
+        .post(
+            &format!("/api/v1/webhooks/{id}/rotate-secret"),
+            json!({"grace_secs": 600}),
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", res.text);
+    let rotated = res.body["secret"].as_str().unwrap().to_owned();
+    assert!(rotated.starts_with("whsec_") && rotated != secret);
+    create_policy(&admin_a, "after rotation").await;
+    let got = all.next_of("policy.created").await;
+    assert_eq!(got.signature.split(' ').count(), 2, "{got:?}");
+    assert!(
+        signed_by(&secret, &got) && signed_by(&rotated, &got),
+        "{got:?}"
+    );
+
+    // Delivery log, manual retry (same webhook-id), test event, replay.
+    let res = admin_a
+        .get(&format!("/api/v1/webhooks/{id}/deliveries"))
+        .await;
+    assert_eq!(res.status, 200, "{}", res.text);
+    let items = res.body["items"].as_array().unwrap().clone();
+    let first = items
+        .iter()
+        .find(|d| d["id"] == got.id.as_str())
+        .unwrap_or_else(|| panic!("{} in {}", got.id, res.text));
+    assert_eq!(first["attempts"][0]["status_code"], 204, "{first}");
+    let res = admin_a
+        .post(
+            &format!("/api/v1/webhooks/{id}/deliveries/{}/retry", got.id),
+            json!({}),
+        )
+        .await;
+    assert_eq!(res.status, 202, "{}", res.text);
+    let again = all.next().await;
+    assert_eq!(again.id, got.id);
+    assert!(signed_by(&rotated, &again));
+    let res = admin_a
+        .post(
+            &format!(
+                "/api/v1/webhooks/{id}/deliveries/msg_1_0_{}/retry",
+                other_type["id"].as_str().unwrap()
+            ),
+            json!({}),
+        )
+        .await;
+    res.problem(404);
+
+    let res = admin_a
+        .post(&format!("/api/v1/webhooks/{id}/test"), json!({}))
+        .await;
+    assert_eq!(res.status, 202, "{}", res.text);
+    let test = all.next_of("webhook.test").await;
+    assert_eq!(test.id, res.body["delivery_id"]);
+    assert!(signed_by(&rotated, &test));
+
+    let res = admin_a
+        .post(
+            &format!("/api/v1/webhooks/{id}/replay"),
+            json!({"after": 0}),
+        )
+        .await;
+    assert_eq!(res.status, 202, "{}", res.text);
+    assert!(res.body["queued"].as_u64().unwrap() >= 2, "{}", res.text);
+    let replayed = all.next().await;
+    assert!(signed_by(&rotated, &replayed));
+
+    // Metrics count the attempts.
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(crate::helpers::metric(&metrics, "halley_webhook_attempts_total").unwrap() >= 4);
+
+    // Delete: gone for everyone.
+    assert_eq!(
+        admin_a
+            .delete(&format!("/api/v1/webhooks/{id}"))
+            .await
+            .status,
+        204
+    );
+    admin_a
+        .get(&format!("/api/v1/webhooks/{id}"))
+        .await
+        .problem(404);
+    all.stop().await;
+    quiet.stop().await;
+    app.stop().await;
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(app: &TestServer, client: &Client, query: &str) -> Ws {
+    let url = app
+        .url(&format!("/api/v1/events/stream{query}"))
+        .replacen("http", "ws", 1);
+    let mut request = url.into_client_request().unwrap();
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", client.token.as_deref().unwrap())
+            .parse()
+            .unwrap(),
+    );
+    let (ws, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("upgrade");
+    ws
+}
+
+async fn next_json(ws: &mut Ws) -> Value {
+    loop {
+        let message = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("a frame in time")
+            .expect("stream open")
+            .expect("a frame");
+        if let Message::Text(text) = message {
+            return serde_json::from_str(text.as_str()).expect("JSON frame");
+        }
+    }
+}
+
+#[tokio::test]
+async fn stream_filters_by_allow_list_and_resumes_after_a_position() {
+    let app = TestServer::start().await;
+    let root = app.root().await;
+    let (_a, admin_a) = app.tenant_with_admin(&root, "st-a").await;
+    let (_b, admin_b) = app.tenant_with_admin(&root, "st-b").await;
+
+    let mut policies = connect(&app, &admin_a, "?allowList=4600").await;
+    let mut everything = connect(&app, &root, "").await;
+    let hello = next_json(&mut policies).await;
+    assert_eq!(hello["type"], "meta.hello", "{hello}");
+    assert_eq!(hello["type_code"], 4000);
+    assert_eq!(next_json(&mut everything).await["type"], "meta.hello");
+
+    create_policy(&admin_b, "b only").await;
+    create_policy(&admin_a, "a one").await;
+    create_policy(&admin_a, "a two").await;
+    // Tenant a's admin sees only a's policy.created; root sees b's first, in log order.
+    let one = next_json(&mut policies).await;
+    assert_eq!(one["data"]["spec"]["name"], "a one", "{one}");
+    let two = next_json(&mut policies).await;
+    assert_eq!(two["data"]["spec"]["name"], "a two", "{two}");
+    let first_for_root = next_json(&mut everything).await;
+    assert_eq!(first_for_root["type"], "policy.created");
+    assert_eq!(
+        first_for_root["data"]["spec"]["name"], "b only",
+        "{first_for_root}"
+    );
+    drop(policies);
+
+    // Reconnect after the first: catch-up gives the second, then live continues.
+    let after = one["position"].as_u64().unwrap();
+    let mut resumed = connect(&app, &admin_a, &format!("?allowList=4600&after={after}")).await;
+    assert_eq!(next_json(&mut resumed).await["type"], "meta.hello");
+    assert_eq!(
+        next_json(&mut resumed).await["data"]["spec"]["name"],
+        "a two"
+    );
+    create_policy(&admin_a, "a three").await;
+    assert_eq!(
+        next_json(&mut resumed).await["data"]["spec"]["name"],
+        "a three"
+    );
+
+    // Browsers authenticate with a first frame.
+    let url = app
+        .url("/api/v1/events/stream?allowList=4600")
+        .replacen("http", "ws", 1);
+    let (mut browser, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("upgrade");
+    let token = json!({"token": admin_a.token.as_deref().unwrap()}).to_string();
+    browser.send(Message::text(token)).await.unwrap();
+    assert_eq!(next_json(&mut browser).await["type"], "meta.hello");
+
+    // Bad input is a 400 before upgrading; a bad token a 401.
+    let res = admin_a.get("/api/v1/events/stream?allowList=nope").await;
+    assert_eq!(res.error_fields(), ["allowList"], "{}", res.text);
+    let res = app
+        .anonymous()
+        .send(
+            app.anonymous()
+                .request(reqwest::Method::GET, "/api/v1/events/stream")
+                .bearer_auth("bad"),
+        )
+        .await;
+    assert_eq!(res.status, 401, "{}", res.text);
+    drop((everything, resumed, browser));
+    app.stop().await;
+}
