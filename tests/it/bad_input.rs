@@ -225,7 +225,10 @@ fn case(op: &Op) -> Option<Case> {
             json!({"filter": null, "sort": "start_time:desc", "limit": 10}),
             vec![
                 ("filter", json!(5)),
-                ("filter", json!({"field": "nope", "op": "int_eq", "value": 1})),
+                (
+                    "filter",
+                    json!({"field": "nope", "op": "int_eq", "value": 1}),
+                ),
                 ("sort", json!("size:desc")),
                 ("limit", json!(1001)),
                 ("limit", json!("ten")),
