@@ -40,6 +40,10 @@ enum Rule {
     /// `POST /auth/logout` with the other admin's refresh token: 204 (the contract answers
     /// 204 for a token that is not the caller's) and the other's session still refreshes.
     Logout,
+    /// The live event stream: a WebSocket, so a plain GET (no upgrade) is refused with 400
+    /// and appends nothing. Its scoping (a tenant admin sees only its tenant's events) is
+    /// shown by tests/it/webhooks.rs over a real WebSocket.
+    Stream,
 }
 
 /// The table: every operation of the document must be here.
@@ -120,6 +124,18 @@ fn rule(op: &Op) -> Option<Rule> {
 
         "GET /api/v1/search" => Scoped,
         "GET /api/v1/events" => Scoped,
+        "GET /api/v1/events/stream" => Stream,
+
+        "GET /api/v1/webhooks" => Scoped,
+        "POST /api/v1/webhooks" => NamesForeign,
+        "GET /api/v1/webhooks/{id}"
+        | "PATCH /api/v1/webhooks/{id}"
+        | "DELETE /api/v1/webhooks/{id}"
+        | "POST /api/v1/webhooks/{id}/rotate-secret"
+        | "GET /api/v1/webhooks/{id}/deliveries"
+        | "POST /api/v1/webhooks/{id}/deliveries/{delivery_id}/retry"
+        | "POST /api/v1/webhooks/{id}/replay"
+        | "POST /api/v1/webhooks/{id}/test" => Foreign,
         _ => return None,
     })
 }
@@ -152,6 +168,13 @@ fn bodies(op: &Op, own: &Side, foreign: &Side) -> Vec<Value> {
         "POST /api/v1/users/{id}/vaults" => create_body("vlt", &own.slug, &own.ids),
         "POST /api/v1/users/{id}/schedules" => create_body("sch", &own.slug, &own.ids),
         "POST /api/v1/devices/{id}/actions" => json!({"kind": "drop_connection"}),
+        "POST /api/v1/webhooks" => json!({
+            "name": "iso extra",
+            "url": "http://127.0.0.1:9/extra",
+            "tenant_id": fid("ten"),
+        }),
+        "POST /api/v1/webhooks/{id}/rotate-secret" => json!({}),
+        "POST /api/v1/webhooks/{id}/replay" => json!({"after": 0}),
         "POST /api/v1/jobs/search" | "POST /api/v1/jobs/count" => {
             // Everything in scope, then a filter naming the other tenant's user and job:
             // neither matches anything.
@@ -423,6 +446,11 @@ async fn walk(ops: &[Op], own: &Side, foreign: &Side) {
                     assert_eq!(res.status, 404, "{}: {}", what(&op.path), res.text);
                     res.problem(404);
                 }
+            }
+            Rule::Stream => {
+                let res = call(client, op, &op.path, None).await;
+                assert_eq!(res.status, 400, "{}: {}", what(&op.path), res.text);
+                assert_clean(&what(&op.path), &res, foreign);
             }
             Rule::Logout => {
                 for res in call_all(client, op, &op.path, &bodies(op, own, foreign)).await {

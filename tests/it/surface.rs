@@ -114,6 +114,7 @@ pub fn kind_of_field(name: &str) -> Option<&'static str> {
         "webhook_id" => "whk",
         "report_id" => "rpt",
         "campaign_id" => "cmp",
+        "delivery_id" => "msg",
         _ => return None,
     })
 }
@@ -152,12 +153,13 @@ impl Side {
 
 /// Every object kind the walk can create, in dependency order, with the route (a template
 /// of the document) it is created at. Kinds whose route the document lacks are skipped.
-const CREATABLE: [(&str, &str); 5] = [
+const CREATABLE: [(&str, &str); 6] = [
     ("pol", "/api/v1/policies"),
     ("usr", "/api/v1/users"),
     ("itm", "/api/v1/users/{id}/protected-items"),
     ("vlt", "/api/v1/users/{id}/vaults"),
     ("sch", "/api/v1/users/{id}/schedules"),
+    ("whk", "/api/v1/webhooks"),
 ];
 
 /// The body creating a `kind` object for tenant `slug`; every name carries the tenant's
@@ -191,6 +193,8 @@ pub fn create_body(kind: &str, slug: &str, ids: &BTreeMap<&'static str, String>)
             "vault_id": ids.get("vlt"),
             "triggers": [{"frequency": 8011, "seconds_past": 3600}],
         }),
+        // Nothing listens there: deliveries fail and wait for their retry.
+        "whk" => json!({"name": format!("{mark} webhook"), "url": "http://127.0.0.1:9/iso"}),
         _ => unreachable!("{kind} is not creatable"),
     }
 }
@@ -219,6 +223,10 @@ pub async fn side(app: &TestServer, root: &Client, ops: &[Op], slug: &str) -> Si
         let res = admin.post(&path, create_body(kind, slug, &ids)).await;
         assert_eq!(res.status, 201, "creating {kind} at {path}: {}", res.text);
         ids.insert(kind, res.body["id"].as_str().unwrap().to_owned());
+        if kind == "whk" {
+            // A well-formed delivery id of this endpoint (its path names the endpoint).
+            ids.insert("msg", format!("msg_1_0_{}", ids["whk"]));
+        }
     }
     let served =
         |method: Method, path: &str| ops.iter().any(|op| op.method == method && op.path == path);

@@ -139,6 +139,39 @@ async fn create_policy(client: &Client, name: &str) {
     assert_eq!(res.status, 201, "{}", res.text);
 }
 
+/// The delivery `delivery` of endpoint `hook` once `done` holds for it. Outcomes are written
+/// by the delivery service right after the receiver answers, so the test polls the log
+/// briefly (bounded by [`WAIT`]).
+async fn delivery_once(
+    client: &Client,
+    hook: &str,
+    delivery: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let res = client
+            .get(&format!("/api/v1/webhooks/{hook}/deliveries"))
+            .await;
+        assert_eq!(res.status, 200, "{}", res.text);
+        let found = res.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["id"] == delivery)
+            .cloned();
+        if let Some(found) = found.filter(&done) {
+            return found;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{delivery}: {}",
+            res.text
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 #[tokio::test]
 async fn deliveries_are_signed_scoped_and_manageable() {
     let app = TestServer::start().await;
@@ -265,16 +298,9 @@ async fn deliveries_are_signed_scoped_and_manageable() {
         "{got:?}"
     );
 
-    // Delivery log, manual retry (same webhook-id), test event, replay.
-    let res = admin_a
-        .get(&format!("/api/v1/webhooks/{id}/deliveries"))
-        .await;
-    assert_eq!(res.status, 200, "{}", res.text);
-    let items = res.body["items"].as_array().unwrap().clone();
-    let first = items
-        .iter()
-        .find(|d| d["id"] == got.id.as_str())
-        .unwrap_or_else(|| panic!("{} in {}", got.id, res.text));
+    // Delivery log, manual retry (same webhook-id), test event, replay. The outcome is
+    // written just after the receiver answered: wait for it.
+    let first = delivery_once(&admin_a, &id, &got.id, |d| d["status"] == "delivered").await;
     assert_eq!(first["attempts"][0]["status_code"], 204, "{first}");
     let res = admin_a
         .post(

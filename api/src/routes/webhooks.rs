@@ -124,8 +124,8 @@ impl Webhook {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewWebhook {
-    /// Root only: the tenant whose events the endpoint gets; absent: top level (every
-    /// tenant's). A tenant admin's endpoints always belong to its tenant.
+    /// The tenant whose events the endpoint gets (root: any; a tenant admin: its own);
+    /// absent: the caller's tenant, or for root the top level (every tenant's events).
     pub tenant_id: Option<String>,
     pub name: String,
     /// `http://` or `https://`.
@@ -260,7 +260,7 @@ impl From<DeliveryRecord> for Delivery {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    /// Root only: list this tenant's endpoints instead of the top-level ones.
+    /// List this tenant's endpoints instead (root: any tenant's instead of the top-level ones).
     pub tenant_id: Option<String>,
     /// Page size, 1 to 1000 (default 50).
     #[param(minimum = 1, maximum = 1000)]
@@ -314,7 +314,8 @@ fn find(state: &AppState, scope: &Scope, id: WebhookId) -> Result<model::Webhook
         .ok_or_else(|| ApiError::NotFound(format!("webhook {id} not found")))
 }
 
-/// Where a new endpoint belongs: a tenant admin's tenant, or what root names.
+/// Where a new endpoint belongs: the caller's tenant or top level, or the tenant named by
+/// `tenant_id` if the caller can see it (another tenant's is 404, like a missing one).
 fn owner_for(
     state: &AppState,
     scope: &Scope,
@@ -330,16 +331,13 @@ fn owner_for(
         .tenant(scope.read(), tenant)
         .is_some();
     if !visible {
-        return Err(ApiError::invalid(
-            "tenant_id",
-            format!("tenant {tenant} not found"),
-        ));
+        return Err(ApiError::NotFound(format!("tenant {tenant} not found")));
     }
     Ok(TenantRef::Tenant(tenant))
 }
 
-/// List endpoints: a tenant admin's own tenant's; root: the top-level ones, or a tenant's
-/// with `?tenant_id=`.
+/// List endpoints: the caller's own (root: the top-level ones), or those of the tenant
+/// named by `?tenant_id=` (root: any; a tenant admin: only its own).
 #[utoipa::path(
     tag = "webhooks",
     params(ListQuery),
@@ -353,20 +351,15 @@ async fn list(
     Query(q): Query<ListQuery>,
 ) -> Result<Reply, ApiError> {
     require_edit(&scope)?;
-    let owner = if scope.is_root() {
-        owner_for(&state, &scope, q.tenant_id.as_deref())?
-    } else if q.tenant_id.is_some() {
-        return Err(ApiError::invalid(
-            "tenant_id",
-            "only root admins choose the tenant",
-        ));
-    } else {
-        scope.owner()
+    // A tenant the caller cannot see has no endpoints it may list.
+    let owner = match owner_for(&state, &scope, q.tenant_id.as_deref()) {
+        Err(ApiError::NotFound(_)) => None,
+        other => Some(other?),
     };
     let page = PageRequest::<WebhookId>::new(q.limit, q.cursor.as_deref())?;
-    let rows: Vec<model::Webhook> = state
-        .webhooks
-        .webhooks_of(owner)
+    let rows: Vec<model::Webhook> = owner
+        .map(|owner| state.webhooks.webhooks_of(owner))
+        .unwrap_or_default()
         .into_iter()
         .filter(|w| page.after.is_none_or(|after| w.id > after))
         .take(page.fetch())
@@ -396,12 +389,6 @@ async fn create(
     Json(body): Json<NewWebhook>,
 ) -> Result<Reply, ApiError> {
     require_edit(&scope)?;
-    if !scope.is_root() && body.tenant_id.is_some() {
-        return Err(ApiError::invalid(
-            "tenant_id",
-            "only root admins choose the tenant",
-        ));
-    }
     let tenant = owner_for(&state, &scope, body.tenant_id.as_deref())?;
     let (state, scope) = (&state, &scope);
     key.run(&state.idempotency, scope, move |key| async move {
