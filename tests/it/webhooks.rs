@@ -466,3 +466,65 @@ async fn stream_filters_by_allow_list_and_resumes_after_a_position() {
     drop((everything, resumed, browser));
     app.stop().await;
 }
+
+/// Writes real deliveries for `.ci/webhooks_peer.sh`, which verifies them with the Python
+/// `standardwebhooks` library (a peer implementation nobody here wrote). Runs only when
+/// `HALLEY_WEBHOOK_PEER_DIR` names the directory to write to: one JSON file per delivery
+/// with its headers, its raw body and every secret that must verify it (both during a
+/// rotation).
+#[tokio::test]
+async fn deliveries_for_the_standardwebhooks_peer() {
+    let Some(dir) = std::env::var_os("HALLEY_WEBHOOK_PEER_DIR") else {
+        eprintln!("skipped: HALLEY_WEBHOOK_PEER_DIR is not set (.ci/webhooks_peer.sh sets it)");
+        return;
+    };
+    let dir = std::path::PathBuf::from(dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let app = TestServer::start().await;
+    let root = app.root().await;
+    let (_a, admin) = app.tenant_with_admin(&root, "peer").await;
+    let mut receiver = Receiver::start().await;
+    let hook = create_hook(
+        &root,
+        json!({"name": "peer", "url": receiver.url, "custom_headers": {"x-peer": "1"}}),
+    )
+    .await;
+    let id = hook["id"].as_str().unwrap().to_owned();
+    let first = hook["secret"].as_str().unwrap().to_owned();
+    let mut written = 0;
+    let mut keep = |got: &Received, secrets: &[&str]| {
+        assert!(secrets.iter().all(|s| signed_by(s, got)), "{got:?}");
+        let record = json!({
+            "headers": {
+                "webhook-id": got.id,
+                "webhook-timestamp": got.timestamp,
+                "webhook-signature": got.signature,
+            },
+            "body": got.body,
+            "secrets": secrets,
+        });
+        written += 1;
+        std::fs::write(dir.join(format!("{written:03}.json")), record.to_string()).unwrap();
+    };
+    create_policy(&admin, "before rotation").await;
+    keep(&receiver.next_of("policy.created").await, &[&first]);
+    let res = root
+        .post(&format!("/api/v1/webhooks/{id}/test"), json!({}))
+        .await;
+    assert_eq!(res.status, 202, "{}", res.text);
+    keep(&receiver.next_of("webhook.test").await, &[&first]);
+    let res = root
+        .post(
+            &format!("/api/v1/webhooks/{id}/rotate-secret"),
+            json!({"grace_secs": 3600}),
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", res.text);
+    let second = res.body["secret"].as_str().unwrap().to_owned();
+    create_policy(&admin, "during rotation").await;
+    let during = receiver.next_of("policy.created").await;
+    assert_eq!(during.signature.split(' ').count(), 2, "{during:?}");
+    keep(&during, &[&first, &second]);
+    receiver.stop().await;
+    app.stop().await;
+}
