@@ -130,6 +130,34 @@ fn case(op: &Op) -> Option<Case> {
             ]);
             c(json!({"name": "p"}), m)
         }
+        "POST /api/v1/webhooks" => {
+            let mut m = garbage_ids("tenant_id", "pol");
+            m.extend([
+                ("name", json!(5)),
+                ("url", json!("ftp://example.com/")),
+                ("event_types", json!(["x"])),
+                ("event_types", json!([1])),
+                ("level", json!("loud")),
+                ("enabled", json!("yes")),
+            ]);
+            c(json!({"name": "hook", "url": "http://127.0.0.1:9/x"}), m)
+        }
+        "PATCH /api/v1/webhooks/{id}" => c(
+            json!({}),
+            vec![
+                ("url", json!("mailto:a@example.com")),
+                ("level", json!("loud")),
+                ("enabled", json!(1)),
+            ],
+        ),
+        "POST /api/v1/webhooks/{id}/rotate-secret" => c(
+            json!({}),
+            vec![("grace_secs", json!(-1)), ("grace_secs", json!(700_000))],
+        ),
+        "POST /api/v1/webhooks/{id}/replay" => c(
+            json!({"after": 0}),
+            vec![("after", json!("x")), ("after", json!(-1))],
+        ),
         "PATCH /api/v1/policies/{id}" => c(
             json!({}),
             vec![

@@ -23,7 +23,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use webhooks::{DeliveryId, DeliveryRecord, DeliveryStatus, WebhookError};
 
 use crate::auth::Scope;
-use crate::extract::{parse_id, parse_json, Json, Query};
+use crate::extract::{parse_id, IfMatch, Json, Query};
 use crate::idempotency::IdempotencyKey;
 use crate::paging::{Page, PageRequest};
 use crate::problem::ApiError;
@@ -91,14 +91,18 @@ pub struct Webhook {
     pub disabled_reason: Option<String>,
     /// While a rotated-out secret still signs: until when (Unix seconds).
     pub previous_secret_valid_until: Option<i64>,
+    /// Pass as `If-Match` to PATCH only this version.
+    pub version: u64,
     /// `whsec_…`: only in the answers to create and rotate-secret.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
 }
 
 impl Webhook {
-    fn from_model(w: &model::Webhook, now: i64) -> Webhook {
+    fn from_model(w: &model::Webhook, state: &AppState) -> Webhook {
+        let now = state.now_secs();
         Webhook {
+            version: state.read_models.read().version(&w.id.to_string()),
             id: w.id.to_string(),
             tenant_id: match w.tenant {
                 TenantRef::Root => None,
@@ -162,7 +166,7 @@ pub struct WebhookChanges {
     pub enabled: Option<bool>,
 }
 
-#[derive(Deserialize, ToSchema, Default)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RotateSecret {
     /// Seconds the old secret keeps signing beside the new one (default 86400, at most a
@@ -364,11 +368,10 @@ async fn list(
         .filter(|w| page.after.is_none_or(|after| w.id > after))
         .take(page.fetch())
         .collect();
-    let now = state.now_secs();
     Ok(Reply::ok(&page.page(
         rows,
         |w| w.id,
-        |w| Webhook::from_model(&w, now),
+        |w| Webhook::from_model(&w, &state),
     )))
 }
 
@@ -423,7 +426,7 @@ async fn create(
             })
             .unwrap_or(webhook_id);
         state.webhooks.wait_for(written.position).await;
-        let mut dto = Webhook::from_model(&find(state, scope, id)?, state.now_secs());
+        let mut dto = Webhook::from_model(&find(state, scope, id)?, state);
         if id == webhook_id {
             dto.secret = Some(secret.expose().to_owned());
         }
@@ -448,14 +451,17 @@ async fn get_one(
     let id = parse_id::<WebhookId>("id", &id)?;
     let webhook = find(&state, &scope, id)?;
     require_edit(&scope)?;
-    Ok(Reply::ok(&Webhook::from_model(&webhook, state.now_secs())))
+    Ok(Reply::ok(&Webhook::from_model(&webhook, &state)))
 }
 
 /// Change an endpoint's settings; `enabled: true` also clears a system `disabled_reason`.
 #[utoipa::path(
     tag = "webhooks",
     request_body = WebhookChanges,
-    params(("id" = String, Path, description = "`whk_…`")),
+    params(
+        ("id" = String, Path, description = "`whk_…`"),
+        ("If-Match" = Option<String>, Header, description = "The `version` the change is based on; 409 if the endpoint changed since."),
+    ),
     responses((status = 200, description = "The changed endpoint.", body = Webhook)),
     security(("bearer" = []))
 )]
@@ -464,12 +470,14 @@ async fn update(
     state: web::Data<AppState>,
     scope: Scope,
     id: web::Path<String>,
+    if_match: IfMatch,
     Json(body): Json<WebhookChanges>,
 ) -> Result<Reply, ApiError> {
     let id = parse_id::<WebhookId>("id", &id)?;
     find(&state, &scope, id)?;
     require_edit(&scope)?;
     let written = Write::new(&state, &scope)
+        .if_match(if_match, id)
         .execute(UpdateWebhook {
             webhook_id: id,
             patch: WebhookPatch {
@@ -485,7 +493,7 @@ async fn update(
     state.webhooks.wait_for(written.position).await;
     Ok(Reply::ok(&Webhook::from_model(
         &find(&state, &scope, id)?,
-        state.now_secs(),
+        &state,
     )))
 }
 
@@ -514,10 +522,10 @@ async fn remove(
 
 /// Replace the signing secret. The old one keeps signing beside the new one for
 /// `grace_secs` (both signatures are sent), so receivers can switch without losing events.
-/// The body is optional.
+/// `{}` takes the default grace period.
 #[utoipa::path(
     tag = "webhooks",
-    request_body(content = RotateSecret, description = "Optional."),
+    request_body = RotateSecret,
     params(("id" = String, Path, description = "`whk_…`")),
     responses((status = 200, description = "The endpoint with its new secret.", body = Webhook)),
     security(("bearer" = []))
@@ -527,16 +535,11 @@ async fn rotate_secret(
     state: web::Data<AppState>,
     scope: Scope,
     id: web::Path<String>,
-    body: web::Bytes,
+    Json(body): Json<RotateSecret>,
 ) -> Result<Reply, ApiError> {
     let id = parse_id::<WebhookId>("id", &id)?;
     find(&state, &scope, id)?;
     require_edit(&scope)?;
-    let body: RotateSecret = if body.iter().all(u8::is_ascii_whitespace) {
-        RotateSecret::default()
-    } else {
-        parse_json(&body)?
-    };
     let (secret, fingerprint) = state.webhooks.new_secret().await.map_err(service_error)?;
     let written = Write::new(&state, &scope)
         .execute(RotateWebhookSecret {
@@ -546,7 +549,7 @@ async fn rotate_secret(
         })
         .await?;
     state.webhooks.wait_for(written.position).await;
-    let mut dto = Webhook::from_model(&find(&state, &scope, id)?, state.now_secs());
+    let mut dto = Webhook::from_model(&find(&state, &scope, id)?, &state);
     dto.secret = Some(secret.expose().to_owned());
     Ok(Reply::ok(&dto))
 }
@@ -603,9 +606,10 @@ async fn retry(
     require_edit(&scope)?;
     let delivery = delivery
         .parse::<DeliveryId>()
-        .ok()
-        .filter(|d| d.webhook == id)
-        .ok_or_else(|| ApiError::NotFound(format!("delivery {delivery} not found")))?;
+        .map_err(|_| ApiError::invalid("delivery_id", "is not a delivery id (msg_…)"))?;
+    if delivery.webhook != id {
+        return Err(ApiError::NotFound(format!("delivery {delivery} not found")));
+    }
     let record = state.webhooks.retry(delivery).map_err(service_error)?;
     Ok(Reply::json(StatusCode::ACCEPTED, &Delivery::from(record)))
 }
