@@ -353,12 +353,34 @@ impl EventLog for SledLog {
     }
 }
 
+/// How long an open waits for another holder of the directory's lock to let go.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
 pub(crate) fn open_db(dir: &Path, cache_capacity: Option<u64>) -> Result<sled::Db, LogError> {
     let mut config = sled::Config::new().path(dir);
     if let Some(bytes) = cache_capacity {
         config = config.cache_capacity(bytes);
     }
-    Ok(config.open()?)
+    // sled 0.34.7 releases its file lock only when its background threads drop their last
+    // reference to the database, shortly *after* the last handle is dropped; so a restart
+    // in the same process (tests, `halley rebuild` after a stop) can find the lock still
+    // held for a moment. Wait a bounded time rather than fail; a lock held by a running
+    // server still fails, just not at once.
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match config.open() {
+            Err(sled::Error::Io(e))
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.to_string().contains("could not acquire lock") =>
+            {
+                if std::time::Instant::now() >= deadline {
+                    return Err(sled::Error::Io(e).into());
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            result => return Ok(result?),
+        }
+    }
 }
 
 /// The one scan at open: checks the log's shape as it goes (gapless positions from 1,

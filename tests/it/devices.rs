@@ -203,19 +203,24 @@ async fn lists_filter_and_other_tenants_devices_are_not_found() {
             .map(|d| d["id"].as_str().unwrap().to_owned())
             .collect()
     };
+    // Lists are ordered by id; two devices registered within one millisecond may sort
+    // either way (an id's body is time plus random bits), so compare against id order.
+    let mut by_id = [a1.device_id.as_str(), a2.device_id.as_str()];
+    by_id.sort_unstable();
     let res = a.get("/api/v1/devices").await;
-    assert_eq!(ids(&res), [a1.device_id.as_str(), a2.device_id.as_str()]);
+    assert_eq!(ids(&res), by_id);
     let res = a.get("/api/v1/devices?online=true").await;
     assert_eq!(ids(&res), [a1.device_id.as_str()]);
     let res = a.get("/api/v1/devices?online=false&limit=1").await;
     assert_eq!(ids(&res), [a2.device_id.as_str()]);
     assert!(res.body["next_cursor"].is_null());
     let res = a.get("/api/v1/devices?limit=1").await;
+    assert_eq!(ids(&res), [by_id[0]]);
     let cursor = res.body["next_cursor"].as_str().unwrap().to_owned();
     let res = a
         .get(&format!("/api/v1/devices?limit=1&cursor={cursor}"))
         .await;
-    assert_eq!(ids(&res), [a2.device_id.as_str()]);
+    assert_eq!(ids(&res), [by_id[1]]);
     let res = a
         .get(&format!(
             "/api/v1/devices?user_id={}",
