@@ -2,10 +2,13 @@
 //! appends the resulting events to the log, batching many commands into one durable commit.
 //!
 //! One task owns the [`State`]. It takes every queued command, decides each in turn (a
-//! command sees the effects of the ones decided before it), submits their appends to the log
-//! in decision order and waits until all are durable before it answers and takes the next
-//! round. So decisions are serialised, a 2xx is durable, and under load one `fdatasync` covers
-//! a whole round of commands (group commit at the command level, on top of the log's own).
+//! command sees the effects of the ones decided before it) and submits its appends to the
+//! log at once, in decision order, so the log assigns positions in that order. It does not
+//! wait for a round to be durable before deciding the next: rounds are pipelined, so while
+//! the log syncs one group commit the next rounds are decided and queue up behind it, and one
+//! `fdatasync` covers whatever arrived meanwhile. Answers go out in decision order and only
+//! once everything the decision saw is durable: a 2xx is durable, and so is whatever a
+//! refusal was based on.
 //!
 //! Must not know: HTTP, sled, read models. The state is handed in at start (from the
 //! projections' caught-up copy) and is kept in step with the log by this task alone.
@@ -14,11 +17,16 @@ mod clock;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use domain::{decide, encode, Command, DomainError, Event, State};
-use eventlog::{AppendError, AppendRequest, EventLog, ExpectedVersion, NewEvent, Position};
+use eventlog::{
+    AppendError, AppendRequest, Appended, EventLog, ExpectedVersion, NewEvent, Position,
+};
 use tokio::sync::{mpsc, oneshot};
 
 /// Who asked, and how to recognise a retry.
@@ -85,8 +93,12 @@ pub struct Writer {
     requests: mpsc::Sender<Request>,
 }
 
-/// The most commands one round decides before committing.
+/// The most commands one round decides before submitting.
 const MAX_ROUND: usize = 1024;
+
+/// The most commands decided but not yet answered. Bounds what a slow disk lets pile up in
+/// the pipeline; beyond it the request queue fills and pushes back on callers.
+const MAX_IN_FLIGHT: usize = 4 * MAX_ROUND;
 
 impl Writer {
     /// Starts the writer task on the current tokio runtime. `state` must reflect exactly the
@@ -99,11 +111,17 @@ impl Writer {
     ) -> (Writer, tokio::task::JoinHandle<()>) {
         let (requests, queue) = mpsc::channel(4 * MAX_ROUND);
         let task = Task {
+            last_position: log.head(),
             log,
             state,
             clock,
             queue,
             poisoned: false,
+            next_round: 0,
+            in_flight: VecDeque::new(),
+            in_flight_commands: 0,
+            versions: HashMap::new(),
+            keys: HashMap::new(),
         };
         (Writer { requests }, tokio::spawn(task.run()))
     }
@@ -132,167 +150,352 @@ struct Task {
     state: State,
     clock: Arc<dyn Clock>,
     queue: mpsc::Receiver<Request>,
+    /// Set by the first failed append: the state holds events the log does not, so nothing
+    /// decided after it may be answered or submitted.
     poisoned: bool,
+    next_round: u64,
+    /// Rounds submitted to the log, oldest first; answered in this order.
+    in_flight: VecDeque<Round>,
+    in_flight_commands: usize,
+    /// The last position answered: what a command that changed nothing answers with.
+    last_position: Position,
+    /// Streams with appends in flight: the version after the last one submitted, and the
+    /// round that submitted it. The log's own `stream_version` is exact for every other
+    /// stream, and for these once that round is answered (the log updates its index before
+    /// it acknowledges).
+    versions: HashMap<String, (u64, u64)>,
+    /// Idempotency keys first used by a command in flight, which the log cannot know yet.
+    keys: HashMap<String, KeyInFlight>,
 }
 
-/// A decided command waiting for its append.
-struct Decided {
-    reply: oneshot::Sender<Result<Committed, WriteError>>,
-    events: Vec<Event>,
-    appends: Vec<AppendRequest>,
-    /// A retry of the command at this index of the same round.
-    retry_of: Option<usize>,
+/// An idempotency key whose first use is in flight.
+struct KeyInFlight {
+    /// The last round naming the key (its first use or a retry); the entry goes with it.
+    last_round: u64,
+    /// Where the first use landed, once its round is answered.
+    position: Option<Position>,
+}
+
+type AppendFuture = Pin<Box<dyn Future<Output = Result<Vec<Appended>, AppendError>> + Send>>;
+
+/// A submitted append: pending in the log, then its result.
+enum Append {
+    Pending(AppendFuture),
+    Done(Result<Vec<Appended>, AppendError>),
+}
+
+impl Append {
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if let Append::Pending(future) = self {
+            match future.as_mut().poll(cx) {
+                Poll::Ready(result) => *self = Append::Done(result),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(())
+    }
+
+    fn failed(&self) -> bool {
+        matches!(self, Append::Done(Err(_)))
+    }
+}
+
+/// What one command of a round comes to, answered once the round is durable.
+enum Outcome {
+    /// Decided, with events appended.
+    Appended {
+        append: Append,
+        events: Vec<Event>,
+        key: Option<String>,
+    },
+    /// Decided, and it changed nothing.
+    Unchanged { key: Option<String> },
+    /// A retry of a command in flight with the same idempotency key.
+    Retry { key: String },
+    /// Refused, or a replay of a key the log already holds.
+    Answer(Result<Committed, WriteError>),
+}
+
+/// The commands decided together, in decision order.
+struct Round {
+    seq: u64,
+    commands: Vec<(oneshot::Sender<Result<Committed, WriteError>>, Outcome)>,
+    /// Streams this round appends to and keys it names, to retire from the in-flight maps.
+    streams: Vec<String>,
+    keys: Vec<String>,
+}
+
+impl Round {
+    /// Ready once every append of the round has its result.
+    fn poll_done(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut done = true;
+        for (_, outcome) in &mut self.commands {
+            if let Outcome::Appended { append, .. } = outcome {
+                done &= append.poll(cx).is_ready();
+            }
+        }
+        if done {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+/// What the task loop woke up for.
+enum Next {
+    /// The oldest round in flight is durable (or failed).
+    Answered,
+    /// This many new requests were taken (0: every handle is gone).
+    Requests(usize),
 }
 
 impl Task {
     async fn run(mut self) {
-        let mut round = Vec::with_capacity(MAX_ROUND);
-        while self.queue.recv_many(&mut round, MAX_ROUND).await > 0 {
-            if self.poisoned {
-                for request in round.drain(..) {
-                    answer(request.reply, Err(WriteError::Unavailable));
+        let mut requests = Vec::with_capacity(MAX_ROUND);
+        let mut open = true;
+        while open || !self.in_flight.is_empty() {
+            let room = MAX_IN_FLIGHT.saturating_sub(self.in_flight_commands);
+            let next = poll_fn(|cx| {
+                if let Some(oldest) = self.in_flight.front_mut() {
+                    if oldest.poll_done(cx).is_ready() {
+                        return Poll::Ready(Next::Answered);
+                    }
                 }
-                continue;
+                if open && room > 0 {
+                    if let Poll::Ready(n) =
+                        self.queue
+                            .poll_recv_many(cx, &mut requests, room.min(MAX_ROUND))
+                    {
+                        return Poll::Ready(Next::Requests(n));
+                    }
+                }
+                Poll::Pending
+            })
+            .await;
+            match next {
+                Next::Answered => {
+                    let round = self.in_flight.pop_front().expect("polled above");
+                    self.answer_round(round);
+                }
+                Next::Requests(0) => open = false,
+                Next::Requests(_) if self.poisoned => {
+                    for request in requests.drain(..) {
+                        answer(request.reply, Err(WriteError::Unavailable));
+                    }
+                }
+                Next::Requests(_) => {
+                    let round = self.round(&mut requests).await;
+                    self.in_flight_commands += round.commands.len();
+                    self.in_flight.push_back(round);
+                }
             }
-            self.round(round.drain(..)).await;
         }
     }
 
-    async fn round(&mut self, requests: impl Iterator<Item = Request>) {
+    /// Decides `requests` in order, submitting each command's appends as soon as it is
+    /// decided (so the log sees them in decision order).
+    async fn round(&mut self, requests: &mut Vec<Request>) -> Round {
         let now_us = self.clock.now_us();
-        let head = self.log.head();
-        // Versions of streams this round already appends to; others come from the log, which
-        // is exact because the previous round is durable before this one starts.
-        let mut versions: HashMap<String, u64> = HashMap::new();
-        let mut keys_in_round: HashMap<String, usize> = HashMap::new();
-        let mut decided: Vec<Decided> = Vec::new();
+        let seq = self.next_round;
+        self.next_round += 1;
+        let mut round = Round {
+            seq,
+            commands: Vec::with_capacity(requests.len()),
+            streams: Vec::new(),
+            keys: Vec::new(),
+        };
         for Request {
             meta,
             command,
             reply,
-        } in requests
+        } in requests.drain(..)
         {
-            if let Some(key) = &meta.idempotency_key {
-                if let Some(first) = self.log.idempotent_result(key) {
-                    answer(reply, Ok(replayed(first.last)));
-                    continue;
-                }
-                if let Some(&first) = keys_in_round.get(key) {
-                    // The first use is in this very round; answer the retry once it is durable.
-                    decided.push(Decided {
-                        reply,
-                        events: Vec::new(),
-                        appends: Vec::new(),
-                        retry_of: Some(first),
-                    });
-                    continue;
-                }
+            if self.poisoned {
+                // An append of this round failed on submission.
+                round
+                    .commands
+                    .push((reply, Outcome::Answer(Err(WriteError::Unavailable))));
+                continue;
             }
-            if let Some(expected) = &meta.expected_version {
-                // The version as of this point of the round: the log's, plus what commands
-                // decided earlier in the round append to the stream.
-                let actual = versions
-                    .get(&expected.stream)
-                    .copied()
-                    .unwrap_or_else(|| self.log.stream_version(&expected.stream));
-                if actual != expected.version {
-                    answer(
-                        reply,
-                        Err(WriteError::VersionMismatch {
-                            stream: expected.stream.clone(),
-                            expected: expected.version,
-                            actual,
-                        }),
-                    );
-                    continue;
+            let mut outcome = self.decide(&mut round, meta, command, now_us);
+            if let Outcome::Appended { append, .. } = &mut outcome {
+                // The first poll submits the append. A refusal before it reaches the log (too
+                // large) comes back at once, and then nothing after it is submitted.
+                if poll_fn(|cx| Poll::Ready(append.poll(cx))).await.is_ready() {
+                    self.poisoned |= append.failed();
                 }
             }
-            let events = match decide(&self.state, command, now_us.div_euclid(1_000_000)) {
-                Ok(events) => events,
-                Err(e) => {
-                    answer(reply, Err(e.into()));
-                    continue;
-                }
-            };
-            for event in &events {
-                self.state.apply(event);
-            }
-            let appends = self.appends_for(&events, &meta, now_us, &mut versions);
-            if let Some(key) = meta.idempotency_key {
-                keys_in_round.insert(key, decided.len());
-            }
-            decided.push(Decided {
-                reply,
-                events,
-                appends,
-                retry_of: None,
-            });
+            round.commands.push((reply, outcome));
         }
+        round
+    }
 
-        // Submitting in decision order matters: the log assigns positions in the order its
-        // appends arrive, and `join_all` polls (and so submits) its futures in order.
-        let results = futures_join_all(
-            decided
-                .iter_mut()
-                .map(|d| std::mem::take(&mut d.appends))
-                .map(|appends| {
-                    let log = Arc::clone(&self.log);
-                    async move {
-                        if appends.is_empty() {
-                            Ok(Vec::new())
-                        } else {
-                            log.append_many(appends).await
-                        }
-                    }
-                }),
-        )
-        .await;
+    fn decide(
+        &mut self,
+        round: &mut Round,
+        meta: CommandMeta,
+        command: Command,
+        now_us: i64,
+    ) -> Outcome {
+        if let Some(key) = &meta.idempotency_key {
+            if let Some(first) = self.keys.get_mut(key) {
+                // The first use is still in flight; answer the retry once it is durable.
+                first.last_round = round.seq;
+                round.keys.push(key.clone());
+                return Outcome::Retry { key: key.clone() };
+            }
+            if let Some(first) = self.log.idempotent_result(key) {
+                return Outcome::Answer(Ok(replayed(first.last)));
+            }
+        }
+        if let Some(expected) = &meta.expected_version {
+            let actual = self.version(&expected.stream);
+            if actual != expected.version {
+                return Outcome::Answer(Err(WriteError::VersionMismatch {
+                    stream: expected.stream.clone(),
+                    expected: expected.version,
+                    actual,
+                }));
+            }
+        }
+        let events = match decide(&self.state, command, now_us.div_euclid(1_000_000)) {
+            Ok(events) => events,
+            Err(e) => return Outcome::Answer(Err(e.into())),
+        };
+        for event in &events {
+            self.state.apply(event);
+        }
+        let key = meta.idempotency_key.clone();
+        if let Some(key) = &key {
+            self.keys.insert(
+                key.clone(),
+                KeyInFlight {
+                    last_round: round.seq,
+                    position: None,
+                },
+            );
+            round.keys.push(key.clone());
+        }
+        if events.is_empty() {
+            return Outcome::Unchanged { key };
+        }
+        let appends = self.appends_for(&events, &meta, now_us, round);
+        let log = Arc::clone(&self.log);
+        Outcome::Appended {
+            append: Append::Pending(Box::pin(async move { log.append_many(appends).await })),
+            events,
+            key,
+        }
+    }
 
-        if results.iter().any(|r| r.is_err()) {
-            // Our state already holds every event of this round; some are not in the log.
-            // Refuse further commands rather than decide against state the log does not have.
+    /// A stream's version after every append submitted so far.
+    fn version(&self, stream: &str) -> u64 {
+        match self.versions.get(stream) {
+            Some(&(version, _)) => version,
+            None => self.log.stream_version(stream),
+        }
+    }
+
+    /// Answers a round whose appends all have their results, and retires what it kept in
+    /// flight. A failed append poisons the writer: that command gets the log's error, every
+    /// other one of the round and of the rounds after it (decided against state the log may
+    /// not have) is unavailable.
+    fn answer_round(&mut self, round: Round) {
+        self.in_flight_commands -= round.commands.len();
+        let failed = round.commands.iter().any(|(_, outcome)| match outcome {
+            Outcome::Appended { append, .. } => append.failed(),
+            _ => false,
+        });
+        if failed {
             tracing::error!("a commit failed; the command writer stops until restart");
             self.poisoned = true;
-            for (d, result) in decided.into_iter().zip(results) {
-                let error = match result {
-                    Err(e) => WriteError::Log(e),
-                    Ok(_) => WriteError::Unavailable,
+            for (reply, outcome) in round.commands {
+                let error = match outcome {
+                    Outcome::Appended {
+                        append: Append::Done(Err(e)),
+                        ..
+                    } => WriteError::Log(e),
+                    _ => WriteError::Unavailable,
                 };
-                answer(d.reply, Err(error));
+                answer(reply, Err(error));
             }
+            for later in self.in_flight.drain(..) {
+                for (reply, _) in later.commands {
+                    answer(reply, Err(WriteError::Unavailable));
+                }
+            }
+            self.in_flight_commands = 0;
+            self.versions.clear();
+            self.keys.clear();
             return;
         }
-        // A command that changed nothing answers with the head it was decided against.
-        let positions: Vec<Position> = results
-            .iter()
-            .map(|r| {
-                r.as_ref()
-                    .ok()
-                    .and_then(|appended| appended.last())
-                    .map_or(head, |a| a.last)
-            })
-            .collect();
-        for (i, d) in decided.into_iter().enumerate() {
-            let outcome = match d.retry_of {
-                Some(first) => replayed(positions[first]),
-                None => Committed {
-                    position: positions[i],
-                    events: d.events,
-                    replayed: false,
-                },
+        for (reply, outcome) in round.commands {
+            let result = match outcome {
+                Outcome::Appended {
+                    append: Append::Done(Ok(appended)),
+                    events,
+                    key,
+                } => {
+                    let position = appended.last().map_or(self.last_position, |a| a.last);
+                    self.last_position = self.last_position.max(position);
+                    self.landed(key, position);
+                    Ok(Committed {
+                        position,
+                        events,
+                        replayed: false,
+                    })
+                }
+                Outcome::Appended { .. } => unreachable!("the round is done and did not fail"),
+                Outcome::Unchanged { key } => {
+                    self.landed(key, self.last_position);
+                    Ok(Committed {
+                        position: self.last_position,
+                        events: Vec::new(),
+                        replayed: false,
+                    })
+                }
+                Outcome::Retry { key } => {
+                    let first = self.keys.get(&key).and_then(|k| k.position);
+                    Ok(replayed(
+                        first.expect("a first use is answered before its retries"),
+                    ))
+                }
+                Outcome::Answer(result) => result,
             };
-            answer(d.reply, Ok(outcome));
+            answer(reply, result);
+        }
+        let seq = round.seq;
+        for stream in round.streams {
+            if self
+                .versions
+                .get(&stream)
+                .is_some_and(|&(_, last)| last == seq)
+            {
+                self.versions.remove(&stream);
+            }
+        }
+        for key in round.keys {
+            if self.keys.get(&key).is_some_and(|k| k.last_round == seq) {
+                self.keys.remove(&key);
+            }
+        }
+    }
+
+    fn landed(&mut self, key: Option<String>, position: Position) {
+        if let Some(first) = key.and_then(|k| self.keys.get_mut(&k)) {
+            first.position = Some(position);
         }
     }
 
     /// One append per stream the events touch, in order of first appearance; all of a
     /// command's appends commit together or not at all.
     fn appends_for(
-        &self,
+        &mut self,
         events: &[Event],
         meta: &CommandMeta,
         now_us: i64,
-        versions: &mut HashMap<String, u64>,
+        round: &mut Round,
     ) -> Vec<AppendRequest> {
         let mut appends: Vec<AppendRequest> = Vec::new();
         for event in events {
@@ -309,22 +512,22 @@ impl Task {
             };
             match appends.iter_mut().find(|a| a.stream == stream) {
                 Some(append) => append.events.push(new),
-                None => {
-                    let version = *versions
-                        .entry(stream.clone())
-                        .or_insert_with(|| self.log.stream_version(&stream));
-                    appends.push(AppendRequest {
-                        stream,
-                        expected: ExpectedVersion::Exact(version),
-                        events: vec![new],
-                        idempotency_key: None,
-                    });
-                }
+                None => appends.push(AppendRequest {
+                    expected: ExpectedVersion::Exact(self.version(&stream)),
+                    stream,
+                    events: vec![new],
+                    idempotency_key: None,
+                }),
             }
         }
         for append in &appends {
-            *versions.get_mut(&append.stream).expect("inserted above") +=
-                append.events.len() as u64;
+            let ExpectedVersion::Exact(before) = append.expected else {
+                unreachable!("built as exact above");
+            };
+            let after = before + append.events.len() as u64;
+            self.versions
+                .insert(append.stream.clone(), (after, round.seq));
+            round.streams.push(append.stream.clone());
         }
         if let Some(first) = appends.first_mut() {
             first.idempotency_key = meta.idempotency_key.clone();
@@ -349,36 +552,4 @@ fn answer(
         // The caller went away (a dropped HTTP request); the command still took effect.
         tracing::debug!("command answered after its caller left");
     }
-}
-
-/// Polls every future in order on each wake-up, so the first poll of each happens in order.
-async fn futures_join_all<F, T>(futures: impl Iterator<Item = F>) -> Vec<T>
-where
-    F: std::future::Future<Output = T>,
-{
-    let mut pending: Vec<_> = futures.map(|f| Some(Box::pin(f))).collect();
-    let mut out: Vec<Option<T>> = (0..pending.len()).map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut done = true;
-        for (slot, fut) in out.iter_mut().zip(pending.iter_mut()) {
-            if let Some(f) = fut {
-                match f.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => {
-                        *slot = Some(v);
-                        *fut = None;
-                    }
-                    std::task::Poll::Pending => done = false,
-                }
-            }
-        }
-        if done {
-            std::task::Poll::Ready(())
-        } else {
-            std::task::Poll::Pending
-        }
-    })
-    .await;
-    out.into_iter()
-        .map(|v| v.expect("every future finished"))
-        .collect()
 }

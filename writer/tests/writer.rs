@@ -6,7 +6,9 @@ use std::sync::Arc;
 use domain::commands::{CreateTenant, TenantPatch, UpdateTenant};
 use domain::model::TenantSpec;
 use domain::{Command, DomainError, State, TenantId};
-use eventlog::{EventLog, SledLog};
+use eventlog::{
+    AppendError, AppendRequest, Appended, EventLog, LogError, Position, RecordedEvent, SledLog,
+};
 use writer::{CommandMeta, ExpectedStream, ManualClock, WriteError, Writer};
 
 fn meta(key: Option<&str>) -> CommandMeta {
@@ -181,4 +183,209 @@ async fn an_expected_stream_version_is_checked_within_the_round() {
     assert_eq!(log.stream_version(&tenant.to_string()), 2);
     assert!(rename("Again", 2).await.unwrap().is_ok());
     assert_eq!(log.head(), 3);
+}
+
+/// A log that holds every append at a gate before passing it on (in arrival order), and can
+/// fail one as a failed sync would, refusing everything after it like a poisoned log.
+struct GatedLog {
+    inner: Arc<SledLog>,
+    gate: tokio::sync::Semaphore,
+    submitted: tokio::sync::mpsc::UnboundedSender<()>,
+    fail_next: std::sync::atomic::AtomicBool,
+    poisoned: std::sync::atomic::AtomicBool,
+}
+
+impl GatedLog {
+    fn open(dir: &std::path::Path) -> (Arc<GatedLog>, tokio::sync::mpsc::UnboundedReceiver<()>) {
+        let (submitted, arrivals) = tokio::sync::mpsc::unbounded_channel();
+        let log = GatedLog {
+            inner: Arc::new(SledLog::open(dir).unwrap()),
+            gate: tokio::sync::Semaphore::new(0),
+            submitted,
+            fail_next: false.into(),
+            poisoned: false.into(),
+        };
+        (Arc::new(log), arrivals)
+    }
+}
+
+#[async_trait::async_trait]
+impl EventLog for GatedLog {
+    async fn append(&self, req: AppendRequest) -> Result<Appended, AppendError> {
+        let mut appended = self.append_many(vec![req]).await?;
+        Ok(appended.pop().unwrap())
+    }
+    async fn append_many(&self, reqs: Vec<AppendRequest>) -> Result<Vec<Appended>, AppendError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.submitted.send(()).unwrap();
+        // The semaphore is fair: appends pass the gate in the order they arrived.
+        self.gate.acquire().await.unwrap().forget();
+        if self.poisoned.load(SeqCst) {
+            return Err(AppendError::Poisoned);
+        }
+        if self.fail_next.swap(false, SeqCst) {
+            self.poisoned.store(true, SeqCst);
+            let e = std::io::Error::other("injected sync failure");
+            return Err(AppendError::Io(Arc::new(e)));
+        }
+        self.inner.append_many(reqs).await
+    }
+    fn idempotent_result(&self, key: &str) -> Option<Appended> {
+        self.inner.idempotent_result(key)
+    }
+    async fn read_stream(
+        &self,
+        stream: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, LogError> {
+        self.inner.read_stream(stream, from_version, limit).await
+    }
+    async fn read_all(
+        &self,
+        after: Position,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, LogError> {
+        self.inner.read_all(after, limit).await
+    }
+    fn stream_version(&self, stream: &str) -> u64 {
+        self.inner.stream_version(stream)
+    }
+    fn head(&self) -> Position {
+        self.inner.head()
+    }
+    fn watch_head(&self) -> tokio::sync::watch::Receiver<Position> {
+        self.inner.watch_head()
+    }
+}
+
+fn rename_tenant(
+    tenant: TenantId,
+    version: Option<u64>,
+    key: Option<&str>,
+) -> (CommandMeta, Command) {
+    let meta = CommandMeta {
+        expected_version: version.map(|version| ExpectedStream {
+            stream: tenant.to_string(),
+            version,
+        }),
+        ..meta(key)
+    };
+    let command = UpdateTenant {
+        tenant_id: tenant,
+        patch: TenantPatch {
+            name: Some(format!("Renamed {version:?}")),
+            ..TenantPatch::default()
+        },
+    }
+    .into();
+    (meta, command)
+}
+
+fn tenant_of(command: &Command) -> TenantId {
+    match command {
+        Command::CreateTenant(c) => c.tenant_id,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Waits for the next append to reach the log; fails instead of hanging if none comes.
+async fn next_arrival(arrivals: &mut tokio::sync::mpsc::UnboundedReceiver<()>) {
+    tokio::time::timeout(std::time::Duration::from_secs(10), arrivals.recv())
+        .await
+        .expect("an append reaches the log while the previous one is still committing")
+        .unwrap();
+}
+
+/// Rounds are pipelined: a command is decided and submitted while the one before it is still
+/// committing, against the stream versions the writer submitted (not the log's, which lag),
+/// and each is answered only once durable.
+#[tokio::test]
+async fn the_next_round_is_decided_while_the_previous_one_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, mut arrivals) = GatedLog::open(dir.path());
+    let (writer, _task) = Writer::start(
+        log.clone(),
+        State::new(),
+        Arc::new(ManualClock::new(1_750_000_000_000_000)),
+    );
+    let create = create_tenant(1);
+    let tenant = tenant_of(&create);
+    let first = tokio::spawn({
+        let writer = writer.clone();
+        async move { writer.execute(meta(Some("create")), create).await }
+    });
+    next_arrival(&mut arrivals).await;
+    // The stream is at version 1 only in the writer's eyes: the create has not passed the gate.
+    assert_eq!(log.stream_version(&tenant.to_string()), 0);
+    let (m, command) = rename_tenant(tenant, Some(1), None);
+    let second = tokio::spawn({
+        let writer = writer.clone();
+        async move { writer.execute(m, command).await }
+    });
+    next_arrival(&mut arrivals).await;
+    // A retry of the create, while it is in flight, is answered as a replay once it lands.
+    let retry = tokio::spawn({
+        let writer = writer.clone();
+        async move { writer.execute(meta(Some("create")), create_tenant(1)).await }
+    });
+    tokio::task::yield_now().await;
+    assert!(!first.is_finished() && !second.is_finished());
+
+    log.gate.add_permits(2);
+    let first = first.await.unwrap().unwrap();
+    let second = second.await.unwrap().unwrap();
+    let retry = retry.await.unwrap().unwrap();
+    assert_eq!((first.position, first.replayed), (1, false));
+    assert_eq!((second.position, second.events.len()), (2, 1));
+    assert_eq!((retry.position, retry.replayed), (1, true));
+    assert_eq!(log.stream_version(&tenant.to_string()), 2);
+    assert_eq!(log.head(), 2);
+}
+
+/// A failed append poisons the writer: the command gets the log's error, every command
+/// decided after it (already submitted or not) is unavailable, and nothing more is appended.
+#[tokio::test]
+async fn a_failed_append_refuses_everything_decided_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, mut arrivals) = GatedLog::open(dir.path());
+    let (writer, _task) = Writer::start(
+        log.clone(),
+        State::new(),
+        Arc::new(ManualClock::new(1_750_000_000_000_000)),
+    );
+    let create = create_tenant(1);
+    let tenant = tenant_of(&create);
+    let first = tokio::spawn({
+        let writer = writer.clone();
+        async move { writer.execute(meta(None), create).await }
+    });
+    next_arrival(&mut arrivals).await;
+    let (m, command) = rename_tenant(tenant, Some(1), None);
+    let second = tokio::spawn({
+        let writer = writer.clone();
+        async move { writer.execute(m, command).await }
+    });
+    next_arrival(&mut arrivals).await;
+
+    log.fail_next
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    log.gate.add_permits(2);
+    let first = first.await.unwrap().unwrap_err();
+    assert!(
+        matches!(first, WriteError::Log(AppendError::Io(_))),
+        "{first:?}"
+    );
+    let second = second.await.unwrap().unwrap_err();
+    assert!(matches!(second, WriteError::Unavailable), "{second:?}");
+    let third = writer
+        .execute(meta(None), create_tenant(2))
+        .await
+        .unwrap_err();
+    assert!(matches!(third, WriteError::Unavailable), "{third:?}");
+    assert!(
+        arrivals.try_recv().is_err(),
+        "nothing submitted after the failure"
+    );
+    assert_eq!(log.head(), 0);
 }
