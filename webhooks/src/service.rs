@@ -1,19 +1,23 @@
 //! The durable delivery subscriber and the dispatcher.
 //!
 //! The subscriber tails the log from its checkpoint. For each event it finds the endpoints
-//! that want it (tenant match or top level, allow list, enabled), and writes the body, one
-//! delivery record and one pending marker per endpoint, and the new checkpoint, in one sled
-//! batch: after a crash it either redoes the whole batch or none of it is lost. Endpoint
-//! changes (webhook events, tenant removal) are applied to its registry in the same batch, so
-//! routing at position p always reflects the endpoints as of p.
+//! that want it (tenant match or top level, allow list, enabled), and writes the body and one
+//! open-event row naming those endpoints, with the new checkpoint, in one sled batch: after a
+//! crash it either redoes the whole batch or none of it is lost. Endpoint changes (webhook
+//! events, tenant removal) are applied to its registry in the same batch, so routing at
+//! position p always reflects the endpoints as of p.
 //!
-//! The dispatcher keeps a ready queue per endpoint and a timer set for retries, all rebuilt
-//! from the pending markers at start. It starts attempts round-robin across endpoints under a
-//! per-endpoint and a global bound, so a hanging endpoint holds at most its own slots while
-//! the others keep flowing. An attempt's outcome is written before its pending marker goes,
-//! so a crash at any point leaves the delivery pending and it is sent again (at least once).
+//! Deliveries themselves live in memory until an attempt ends: the dispatcher keeps their
+//! records, a ready queue per endpoint and a timer set for retries, all rebuilt at start from
+//! the open rows (a delivery without a record, or with a pending one, is due). It starts
+//! attempts round-robin across endpoints under a per-endpoint and a global bound, so a
+//! hanging endpoint holds at most its own slots while the others keep flowing. Each outcome
+//! is one record write, and the outcome that settles an event's last delivery removes its
+//! open row in the same batch; the recorder thread applies whatever outcomes have queued up
+//! as one batch. A crash before that batch leaves the delivery due, so it is sent again
+//! (at least once); one sled write per delivery, plus a few per event.
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -62,9 +66,10 @@ struct Inner {
     secrets: SecretStore,
     /// Secrets already read from the store: every attempt signs, and they never change.
     secret_cache: RwLock<HashMap<String, Secret>>,
-    /// Attempt outcomes go to sled through one thread that applies whatever has queued up
-    /// as one batch: sled's batches take a tree-wide lock, and holding it from the async
-    /// workers stalled every request in flight.
+    /// Attempt outcomes and requeues go to sled through one thread that applies whatever
+    /// has queued up as one batch, in the order they were queued: sled's batches take a
+    /// process-wide lock, and holding it from the async workers stalled every request in
+    /// flight.
     recorder: std::sync::mpsc::Sender<Recording>,
     log: Arc<dyn EventLog>,
     writer: Writer,
@@ -80,31 +85,83 @@ struct Inner {
     position: watch::Sender<Position>,
 }
 
+/// A delivery the dispatcher holds: its record as it stands (ahead of the disk while an
+/// outcome is being written), and its timer while it waits for a retry.
+struct Queued {
+    record: DeliveryRecord,
+    due: Option<i64>,
+}
+
+/// An event (or test delivery) with deliveries in the queue.
+struct OpenEvent {
+    /// Queued deliveries not yet settled; the open row goes with the last one's outcome.
+    unsettled: usize,
+    body: Arc<str>,
+}
+
 #[derive(Default)]
 struct Queues {
     ready: HashMap<WebhookId, VecDeque<DeliveryId>>,
     in_flight_by: HashMap<WebhookId, usize>,
     in_flight: usize,
     timers: BTreeSet<(i64, DeliveryId)>,
-    /// Every delivery in `ready`, `timers`, in flight or being recorded, with its timer if
-    /// it has one.
-    queued: HashMap<DeliveryId, Option<i64>>,
+    /// Every delivery in `ready`, `timers`, in flight or being recorded, by id (so one
+    /// endpoint's are a range, for the delivery log).
+    queued: BTreeMap<DeliveryId, Queued>,
+    /// By (position, seq).
+    open: HashMap<(Position, u64), OpenEvent>,
     /// Attempts whose request is over but whose outcome is still being written.
     recording: usize,
 }
 
 impl Queues {
-    fn enqueue(&mut self, id: DeliveryId, due_us: i64, now_us: i64) {
+    /// Takes a pending delivery into the queue, due at its `next_attempt_at_us`; false if it
+    /// is queued already.
+    fn admit(&mut self, record: DeliveryRecord, body: &Arc<str>, now_us: i64) -> bool {
+        let id = record.id();
         if self.queued.contains_key(&id) {
-            return;
+            return false;
         }
+        self.open
+            .entry((id.position, id.seq))
+            .or_insert_with(|| OpenEvent {
+                unsettled: 0,
+                body: body.clone(),
+            })
+            .unsettled += 1;
+        let due = record.next_attempt_at_us;
+        self.queued.insert(id, Queued { record, due: None });
+        self.schedule(id, due, now_us);
+        true
+    }
+
+    /// Puts a queued delivery in its endpoint's ready queue, or on a timer.
+    fn schedule(&mut self, id: DeliveryId, due_us: i64, now_us: i64) {
+        let Some(queued) = self.queued.get_mut(&id) else {
+            return;
+        };
         if due_us <= now_us {
-            self.queued.insert(id, None);
+            queued.due = None;
             self.ready.entry(id.webhook).or_default().push_back(id);
         } else {
-            self.queued.insert(id, Some(due_us));
+            queued.due = Some(due_us);
             self.timers.insert((due_us, id));
         }
+    }
+
+    /// Counts a delivery of its event as settled; true if it was the event's last one (its
+    /// open row must go with this outcome).
+    fn settle(&mut self, id: DeliveryId) -> bool {
+        let key = (id.position, id.seq);
+        let Some(event) = self.open.get_mut(&key) else {
+            return false;
+        };
+        event.unsettled -= 1;
+        if event.unsettled > 0 {
+            return false;
+        }
+        self.open.remove(&key);
+        true
     }
 
     fn promote(&mut self, now_us: i64) {
@@ -113,7 +170,9 @@ impl Queues {
                 break;
             }
             self.timers.pop_first();
-            self.queued.insert(id, None);
+            if let Some(queued) = self.queued.get_mut(&id) {
+                queued.due = None;
+            }
             self.ready.entry(id.webhook).or_default().push_back(id);
         }
     }
@@ -163,11 +222,10 @@ impl Queues {
 
 /// What one attempt came to.
 enum Outcome {
-    Delivered,
+    /// Delivered, given up or cancelled, and written down.
+    Settled,
     /// Retry at this time.
     Retry(i64),
-    Failed,
-    Cancelled,
 }
 
 impl Webhooks {
@@ -192,13 +250,31 @@ impl Webhooks {
         }
         let now = clock.now_us();
         let mut queues = Queues::default();
-        for entry in tree.scan_prefix([PENDING]) {
-            let (key, _) = entry?;
-            let Some(id) = parse_delivery_key(&key) else {
+        for entry in tree.scan_prefix([OPEN]) {
+            let (key, row) = entry?;
+            let (Some((position, seq)), Some((type_code, webhooks))) =
+                (parse_open_key(&key), parse_open_row(&row))
+            else {
                 continue;
             };
-            if let Some(record) = load_record(&tree, id)? {
-                queues.enqueue(id, record.next_attempt_at_us, now);
+            let body: Arc<str> = load_body(&tree, position, seq)?
+                .ok_or_else(|| WebhookError::UnknownDelivery {
+                    id: format!("body of {position}/{seq}"),
+                })?
+                .into();
+            for webhook in webhooks {
+                let id = DeliveryId {
+                    webhook,
+                    position,
+                    seq,
+                };
+                // No record: routed, never attempted (records are written on outcomes).
+                let record = match load_record(&tree, id)? {
+                    None => DeliveryRecord::new(id, type_code, now),
+                    Some(record) if record.status == DeliveryStatus::Pending => record,
+                    Some(_) => continue,
+                };
+                queues.admit(record, &body, now);
             }
         }
         let metrics = Arc::new(Metrics::default());
@@ -367,7 +443,12 @@ impl Webhooks {
 
     // --- delivery log and operations -----------------------------------------------------
 
+    /// A delivery as it stands: the dispatcher's copy while it is queued (the disk has it
+    /// only once an attempt ended), else the stored record.
     pub fn delivery(&self, id: DeliveryId) -> Result<Option<DeliveryRecord>, WebhookError> {
+        if let Some(queued) = self.inner.lock_queues().queued.get(&id) {
+            return Ok(Some(queued.record.clone()));
+        }
         load_record(self.inner.checkpoints.tree(), id)
     }
 
@@ -388,15 +469,31 @@ impl Webhooks {
             }
             None => prefix.clone(),
         };
-        let mut out = Vec::new();
-        for entry in tree.range(start..) {
+        // The queued ones first: they are newer than what the disk has of them.
+        let first = DeliveryId {
+            webhook,
+            position: 0,
+            seq: 0,
+        };
+        let mut merged: BTreeMap<DeliveryId, DeliveryRecord> = self
+            .inner
+            .lock_queues()
+            .queued
+            .range(first..)
+            .take_while(|(id, _)| id.webhook == webhook)
+            .filter(|(id, _)| after.is_none_or(|after| **id > after))
+            .take(limit)
+            .map(|(id, queued)| (*id, queued.record.clone()))
+            .collect();
+        for entry in tree.range(start..).take(limit) {
             let (key, value) = entry?;
-            if !key.starts_with(&prefix) || out.len() == limit {
+            if !key.starts_with(&prefix) {
                 break;
             }
-            out.push(decode_record(&value)?);
+            let record = decode_record(&value)?;
+            merged.entry(record.id()).or_insert(record);
         }
-        Ok(out)
+        Ok(merged.into_values().take(limit).collect())
     }
 
     /// Sends one delivery again now, whatever its state; a delivery already in flight is
@@ -405,8 +502,8 @@ impl Webhooks {
         let record = self
             .delivery(id)?
             .ok_or_else(|| WebhookError::UnknownDelivery { id: id.to_string() })?;
-        self.inner.requeue_now(vec![record])?;
-        self.inner.wake.notify_waiters();
+        let body = self.inner.body(id.position, id.seq)?;
+        self.inner.requeue_now(vec![(record, body)])?;
         self.delivery(id)?
             .ok_or_else(|| WebhookError::UnknownDelivery { id: id.to_string() })
     }
@@ -446,12 +543,14 @@ impl Webhooks {
                 if !routes(&endpoint, &event) {
                     continue;
                 }
-                if load_body(tree, envelope.position, 0)?.is_none() {
-                    tree.insert(
-                        body_key(envelope.position, 0),
-                        body::render(envelope, &event).as_bytes(),
-                    )?;
-                }
+                let body: Arc<str> = match load_body(tree, envelope.position, 0)? {
+                    Some(body) => body.into(),
+                    None => {
+                        let body = body::render(envelope, &event);
+                        tree.insert(body_key(envelope.position, 0), body.as_bytes())?;
+                        body.into()
+                    }
+                };
                 let id = DeliveryId {
                     webhook,
                     position: envelope.position,
@@ -461,11 +560,10 @@ impl Webhooks {
                 let record = existing.unwrap_or_else(|| {
                     DeliveryRecord::new(id, envelope.type_code, inner.clock.now_us())
                 });
-                batch.push(record);
+                batch.push((record, body));
             }
             queued += batch.len() as u64;
             inner.requeue_now(batch)?;
-            inner.wake.notify_waiters();
         }
         Ok(ReplaySummary { queued, up_to })
     }
@@ -491,8 +589,7 @@ impl Webhooks {
             .tree()
             .insert(body_key(id.position, id.seq), template.as_bytes())?;
         let record = DeliveryRecord::new(id, body::TEST_TYPE_CODE, now);
-        inner.requeue_now(vec![record])?;
-        inner.wake.notify_waiters();
+        inner.requeue_now(vec![(record, template.into())])?;
         Ok(id)
     }
 }
@@ -514,6 +611,18 @@ impl Inner {
         self.registry.read().expect("registry lock poisoned")
     }
 
+    /// The body template of an event or test delivery: the queue's copy if it has one.
+    fn body(&self, position: Position, seq: u64) -> Result<Arc<str>, WebhookError> {
+        if let Some(event) = self.lock_queues().open.get(&(position, seq)) {
+            return Ok(event.body.clone());
+        }
+        load_body(self.checkpoints.tree(), position, seq)?
+            .map(Arc::from)
+            .ok_or_else(|| WebhookError::UnknownDelivery {
+                id: format!("msg_{position}_{seq}"),
+            })
+    }
+
     fn secret(&self, fingerprint: &str) -> Result<Option<Secret>, WebhookError> {
         if let Some(secret) = self
             .secret_cache
@@ -533,7 +642,8 @@ impl Inner {
         Ok(found)
     }
 
-    /// Fans one batch of log events out into deliveries, atomically with the checkpoint.
+    /// Fans one batch of log events out into deliveries: bodies and open rows, atomically
+    /// with the checkpoint.
     fn apply_batch(&self, events: Vec<RecordedEvent>) -> Result<(), WebhookError> {
         let Some(last) = events.last().map(|e| e.envelope.position) else {
             return Ok(());
@@ -556,8 +666,12 @@ impl Inner {
                     .map(|w| w.id)
                     .collect();
                 if !targets.is_empty() {
-                    let template = body::render(envelope, &event);
+                    let template: Arc<str> = body::render(envelope, &event).into();
                     batch.insert(&body_key(envelope.position, 0), template.as_bytes());
+                    batch.insert(
+                        &open_key(envelope.position, 0),
+                        open_row(envelope.type_code, &targets),
+                    );
                     for webhook in targets {
                         let id = DeliveryId {
                             webhook,
@@ -565,9 +679,7 @@ impl Inner {
                             seq: 0,
                         };
                         let record = DeliveryRecord::new(id, envelope.type_code, now);
-                        batch.insert(delivery_key(DELIVERY, id), encode_record(&record));
-                        batch.insert(delivery_key(PENDING, id), &[]);
-                        created.push(id);
+                        created.push((record, template.clone()));
                     }
                 }
                 apply_to_registry(&mut registry, &mut batch, &event);
@@ -576,51 +688,68 @@ impl Inner {
         self.checkpoints.commit(batch, last)?;
         {
             let mut queues = self.lock_queues();
-            for id in &created {
-                queues.enqueue(*id, now, now);
+            for (record, body) in created {
+                if queues.admit(record, &body, now) {
+                    Metrics::add(&self.metrics.queue_depth, 1);
+                }
             }
         }
-        Metrics::add(&self.metrics.queue_depth, created.len() as u64);
         self.position.send_replace(last);
         self.wake.notify_waiters();
         Ok(())
     }
 
-    /// Puts records back in the queue due now: in flight → left alone; waiting for a retry
-    /// → moved to now; otherwise reset to pending and written with its marker.
-    fn requeue_now(&self, records: Vec<DeliveryRecord>) -> Result<(), WebhookError> {
-        let tree = self.checkpoints.tree();
+    /// Puts deliveries (with their bodies) back in the queue due now: in flight → left
+    /// alone; waiting for a retry → moved to now; otherwise reset to pending, written, and
+    /// named in its event's open row. Returns once that is on disk.
+    fn requeue_now(&self, records: Vec<(DeliveryRecord, Arc<str>)>) -> Result<(), WebhookError> {
         let now = self.clock.now_us();
-        let mut queues = self.lock_queues();
-        let mut batch = sled::Batch::default();
-        let mut fresh = Vec::new();
-        for mut record in records {
-            let id = record.id();
-            match queues.queued.get(&id).copied() {
-                Some(None) => {}
-                Some(Some(due)) => {
-                    queues.timers.remove(&(due, id));
-                    queues.queued.remove(&id);
-                    record.requeue(now);
-                    batch.insert(delivery_key(DELIVERY, id), encode_record(&record));
-                    fresh.push(id);
-                }
-                None => {
-                    if record.status != DeliveryStatus::Pending {
+        let mut ops = Vec::new();
+        let written = {
+            let mut queues = self.lock_queues();
+            for (mut record, body) in records {
+                let id = record.id();
+                match queues.queued.get_mut(&id) {
+                    Some(queued) => {
+                        let Some(due) = queued.due else {
+                            continue;
+                        };
+                        queued.record.requeue(now);
+                        ops.push(Op::Put(
+                            delivery_key(DELIVERY, id),
+                            encode_record(&queued.record),
+                        ));
+                        queues.timers.remove(&(due, id));
+                        queues.schedule(id, now, now);
+                    }
+                    None => {
+                        record.requeue(now);
+                        ops.push(Op::Put(delivery_key(DELIVERY, id), encode_record(&record)));
+                        ops.push(Op::Open {
+                            key: open_key(id.position, id.seq),
+                            type_code: record.type_code,
+                            webhook: id.webhook,
+                        });
+                        queues.admit(record, &body, now);
                         Metrics::add(&self.metrics.queue_depth, 1);
                     }
-                    record.requeue(now);
-                    batch.insert(delivery_key(DELIVERY, id), encode_record(&record));
-                    batch.insert(delivery_key(PENDING, id), &[]);
-                    fresh.push(id);
                 }
             }
-        }
-        tree.apply_batch(batch)?;
-        for id in fresh {
-            queues.enqueue(id, now, now);
-        }
-        Ok(())
+            // Queued under the lock, so it is written before any outcome of these attempts.
+            let (done, written) = std::sync::mpsc::channel();
+            self.submit(
+                ops,
+                Box::new(move |result| {
+                    let _ = done.send(result);
+                }),
+            )?;
+            written
+        };
+        self.wake.notify_waiters();
+        written
+            .recv()
+            .map_err(|_| WebhookError::RecorderGone)?
+            .map_err(WebhookError::Storage)
     }
 
     /// Starts every attempt that is due and fits the bounds.
@@ -642,8 +771,8 @@ impl Inner {
                 let outcome = match inner.attempt(id, &mut slot).await {
                     Ok(outcome) => outcome,
                     Err(error) => {
-                        // The record could not be read or written: leave the delivery
-                        // pending and try again after the first retry delay.
+                        // The outcome could not be written: the delivery stays due on disk;
+                        // try again after the first retry delay.
                         tracing::error!(delivery = %id, %error, "webhook attempt failed to run");
                         let delay = inner.config.retry_schedule.first().copied();
                         Outcome::Retry(
@@ -655,9 +784,11 @@ impl Inner {
                 slot.release();
                 let mut queues = inner.lock_queues();
                 queues.recording -= 1;
-                queues.queued.remove(&id);
-                if let Outcome::Retry(due) = outcome {
-                    queues.enqueue(id, due, inner.clock.now_us());
+                match outcome {
+                    Outcome::Retry(due) => queues.schedule(id, due, inner.clock.now_us()),
+                    Outcome::Settled => {
+                        queues.queued.remove(&id);
+                    }
                 }
                 drop(queues);
                 inner.wake.notify_waiters();
@@ -665,15 +796,20 @@ impl Inner {
         }
     }
 
-    /// One HTTP attempt of a pending delivery, with its outcome written down.
+    /// One HTTP attempt of a queued delivery, with its outcome written down.
     async fn attempt(&self, id: DeliveryId, slot: &mut Slot<'_>) -> Result<Outcome, WebhookError> {
-        let tree = self.checkpoints.tree();
-        let Some(mut record) = load_record(tree, id)? else {
-            return Ok(Outcome::Cancelled);
+        let (mut record, template) = {
+            let queues = self.lock_queues();
+            let record = queues.queued.get(&id).map(|q| q.record.clone());
+            let body = queues
+                .open
+                .get(&(id.position, id.seq))
+                .map(|e| e.body.clone());
+            match (record, body) {
+                (Some(record), Some(body)) => (record, body),
+                _ => return Err(WebhookError::UnknownDelivery { id: id.to_string() }),
+            }
         };
-        if record.status != DeliveryStatus::Pending {
-            return Ok(Outcome::Cancelled);
-        }
         let endpoint = self
             .read_registry()
             .get(&id.webhook)
@@ -682,11 +818,9 @@ impl Inner {
         let Some(endpoint) = endpoint else {
             record.status = DeliveryStatus::Cancelled;
             record.last_error = Some("the endpoint was disabled or removed".into());
-            self.settle(&record).await?;
-            return Ok(Outcome::Cancelled);
+            self.settle(&record, &template).await?;
+            return Ok(Outcome::Settled);
         };
-        let template = load_body(tree, id.position, id.seq)?
-            .ok_or_else(|| WebhookError::UnknownDelivery { id: id.to_string() })?;
         let msg_id = id.to_string();
         let body = body::with_id(&body::at_level(&template, endpoint.spec.level), &msg_id);
         let now_us = self.clock.now_us();
@@ -744,61 +878,94 @@ impl Inner {
         if error.is_none() {
             record.status = DeliveryStatus::Delivered;
             Metrics::add(&self.metrics.delivered, 1);
-            self.settle(&record).await?;
-            return Ok(Outcome::Delivered);
+            self.settle(&record, &template).await?;
+            return Ok(Outcome::Settled);
         }
         Metrics::add(&self.metrics.failures, 1);
         if status_code == Some(410) {
             record.status = DeliveryStatus::Failed;
-            self.settle(&record).await?;
+            self.settle(&record, &template).await?;
             self.disable(&endpoint, &msg_id).await;
-            return Ok(Outcome::Failed);
+            return Ok(Outcome::Settled);
         }
         record.failures_in_series += 1;
         match self.retry_delay(record.failures_in_series, retry_after) {
             Some(delay) => {
                 record.next_attempt_at_us = self.clock.now_us() + delay.as_micros() as i64;
-                self.record(vec![(
-                    delivery_key(DELIVERY, id),
-                    Some(encode_record(&record)),
-                )])
-                .await?;
-                Ok(Outcome::Retry(record.next_attempt_at_us))
+                let due = record.next_attempt_at_us;
+                self.write_outcome(record, &template, false).await?;
+                Ok(Outcome::Retry(due))
             }
             None => {
                 record.status = DeliveryStatus::Failed;
                 Metrics::add(&self.metrics.gave_up, 1);
-                self.settle(&record).await?;
-                Ok(Outcome::Failed)
+                self.settle(&record, &template).await?;
+                Ok(Outcome::Settled)
             }
         }
     }
 
-    /// Writes a finished delivery and drops its pending marker, in one batch.
-    async fn settle(&self, record: &DeliveryRecord) -> Result<(), WebhookError> {
-        self.record(vec![
-            (
-                delivery_key(DELIVERY, record.id()),
-                Some(encode_record(record)),
-            ),
-            (delivery_key(PENDING, record.id()), None),
-        ])
-        .await?;
+    /// Writes a finished delivery (and its event's open row away, if it was the last).
+    async fn settle(&self, record: &DeliveryRecord, body: &Arc<str>) -> Result<(), WebhookError> {
+        self.write_outcome(record.clone(), body, true).await?;
         Metrics::sub(&self.metrics.queue_depth, 1);
         Ok(())
     }
 
-    /// Applies `ops` (insert, or remove when `None`) atomically through the recorder thread
-    /// and waits until they are applied.
-    async fn record(&self, ops: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> Result<(), WebhookError> {
+    /// Makes `record` the queued delivery's state and writes it through the recorder;
+    /// `settled` also counts it out of its event. Returns once it is applied; if that
+    /// failed, the delivery is still open (nothing of the batch was written).
+    async fn write_outcome(
+        &self,
+        record: DeliveryRecord,
+        body: &Arc<str>,
+        settled: bool,
+    ) -> Result<(), WebhookError> {
+        let id = record.id();
+        let mut ops = vec![Op::Put(delivery_key(DELIVERY, id), encode_record(&record))];
         let (done, applied) = tokio::sync::oneshot::channel();
+        {
+            let mut queues = self.lock_queues();
+            if settled && queues.settle(id) {
+                ops.push(Op::Close(open_key(id.position, id.seq)));
+            }
+            if let Some(queued) = queues.queued.get_mut(&id) {
+                queued.record = record;
+            }
+            // Queued under the lock, so a requeue of the same event reopens it after this.
+            self.submit(
+                ops,
+                Box::new(move |result| {
+                    let _ = done.send(result);
+                }),
+            )?;
+        }
+        let result = applied
+            .await
+            .map_err(|_| WebhookError::RecorderGone)
+            .and_then(|r| r.map_err(WebhookError::Storage));
+        if result.is_err() && settled {
+            let mut queues = self.lock_queues();
+            if let Some(queued) = queues.queued.get_mut(&id) {
+                queued.record.status = DeliveryStatus::Pending;
+            }
+            queues
+                .open
+                .entry((id.position, id.seq))
+                .or_insert_with(|| OpenEvent {
+                    unsettled: 0,
+                    body: body.clone(),
+                })
+                .unsettled += 1;
+        }
+        result
+    }
+
+    /// Queues `ops` for the recorder thread; `done` hears how the batch went.
+    fn submit(&self, ops: Vec<Op>, done: Done) -> Result<(), WebhookError> {
         self.recorder
             .send(Recording { ops, done })
-            .map_err(|_| WebhookError::RecorderGone)?;
-        applied
-            .await
-            .map_err(|_| WebhookError::RecorderGone)?
-            .map_err(WebhookError::Storage)
+            .map_err(|_| WebhookError::RecorderGone)
     }
 
     /// The delay before retry number `failures` (1-based), or `None` when the schedule is
@@ -860,9 +1027,25 @@ impl Slot<'_> {
     }
 }
 
+/// One write for the recorder thread.
+enum Op {
+    Put(Vec<u8>, Vec<u8>),
+    /// Names `webhook` in the open row at `key` (creating it if needed).
+    Open {
+        key: [u8; 17],
+        type_code: u16,
+        webhook: WebhookId,
+    },
+    /// Removes the open row at `key`.
+    Close([u8; 17]),
+}
+
+/// Told how the batch holding a recording went.
+type Done = Box<dyn FnOnce(Result<(), sled::Error>) + Send>;
+
 struct Recording {
-    ops: Vec<(Vec<u8>, Option<Vec<u8>>)>,
-    done: tokio::sync::oneshot::Sender<Result<(), sled::Error>>,
+    ops: Vec<Op>,
+    done: Done,
 }
 
 /// Most recordings applied in one batch.
@@ -882,24 +1065,56 @@ fn start_recorder(tree: sled::Tree) -> Result<std::sync::mpsc::Sender<Recording>
                         Err(_) => break,
                     }
                 }
-                let mut batch = sled::Batch::default();
-                for recording in &group {
-                    for (key, value) in &recording.ops {
-                        match value {
-                            Some(value) => batch.insert(key.as_slice(), value.as_slice()),
-                            None => batch.remove(key.as_slice()),
-                        }
-                    }
-                }
-                let result = tree.apply_batch(batch);
+                let result = apply_recordings(&tree, &group);
                 for recording in group {
                     // The attempt may have been dropped (shutdown); nothing waits then.
-                    let _ = recording.done.send(result.clone());
+                    (recording.done)(result.clone());
                 }
             }
         })
         .map_err(|e| WebhookError::RecorderStart(e.to_string()))?;
     Ok(tx)
+}
+
+/// Applies a group of recordings, in order, as one batch.
+fn apply_recordings(tree: &sled::Tree, group: &[Recording]) -> Result<(), sled::Error> {
+    let mut batch = sled::Batch::default();
+    // Open rows as this group leaves them (`None`: removed).
+    let mut rows: HashMap<[u8; 17], Option<Vec<u8>>> = HashMap::new();
+    for op in group.iter().flat_map(|r| &r.ops) {
+        match op {
+            Op::Put(key, value) => batch.insert(key.as_slice(), value.as_slice()),
+            Op::Open {
+                key,
+                type_code,
+                webhook,
+            } => {
+                let row = match rows.remove(key) {
+                    Some(row) => row,
+                    None => tree.get(key)?.map(|row| row.to_vec()),
+                };
+                let mut webhooks = row
+                    .as_deref()
+                    .and_then(parse_open_row)
+                    .map(|(_, webhooks)| webhooks)
+                    .unwrap_or_default();
+                if !webhooks.contains(webhook) {
+                    webhooks.push(*webhook);
+                }
+                rows.insert(*key, Some(open_row(*type_code, &webhooks)));
+            }
+            Op::Close(key) => {
+                rows.insert(*key, None);
+            }
+        }
+    }
+    for (key, row) in rows {
+        match row {
+            Some(row) => batch.insert(&key, row),
+            None => batch.remove(&key),
+        }
+    }
+    tree.apply_batch(batch)
 }
 
 /// `Retry-After` as delta-seconds or an HTTP date.

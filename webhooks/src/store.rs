@@ -1,13 +1,15 @@
 //! The delivery tree's layout. Everything lives in the consumer tree `sub/webhooks`, next to
-//! the checkpoint, so the subscriber commits endpoints, bodies, deliveries and its position
-//! in one sled batch:
+//! the checkpoint, so the subscriber commits endpoints, bodies, routed events and its
+//! position in one sled batch:
 //!
 //! - `w` + webhook id → the endpoint as of the checkpoint (JSON `domain::model::Webhook`)
 //! - `b` + position + seq → the body template (`crate::render`) of an event (seq 0) or a test
 //!   delivery
-//! - `d` + webhook id + position + seq → [`DeliveryRecord`] (bincode: it is written at least
-//!   twice per delivery, so it is kept small)
-//! - `p` + webhook id + position + seq → empty: the delivery still needs an attempt
+//! - `q` + position + seq → an open event: its type code and the endpoints it was routed to
+//!   ([`open_row`]); removed with the outcome of its last unsettled delivery
+//! - `d` + webhook id + position + seq → [`DeliveryRecord`] (bincode, kept small: written on
+//!   every attempt's outcome). A delivery of an open event without a record, or with a
+//!   pending one, still needs an attempt; that is all a restart has to find.
 
 use std::fmt;
 use std::str::FromStr;
@@ -144,7 +146,7 @@ impl DeliveryRecord {
 pub(crate) const ENDPOINT: u8 = b'w';
 pub(crate) const BODY: u8 = b'b';
 pub(crate) const DELIVERY: u8 = b'd';
-pub(crate) const PENDING: u8 = b'p';
+pub(crate) const OPEN: u8 = b'q';
 
 pub(crate) fn endpoint_key(id: WebhookId) -> Vec<u8> {
     let mut key = vec![ENDPOINT];
@@ -153,13 +155,53 @@ pub(crate) fn endpoint_key(id: WebhookId) -> Vec<u8> {
 }
 
 pub(crate) fn body_key(position: Position, seq: u64) -> [u8; 17] {
-    let mut key = [BODY; 17];
+    event_key(BODY, position, seq)
+}
+
+pub(crate) fn open_key(position: Position, seq: u64) -> [u8; 17] {
+    event_key(OPEN, position, seq)
+}
+
+fn event_key(kind: u8, position: Position, seq: u64) -> [u8; 17] {
+    let mut key = [kind; 17];
     key[1..9].copy_from_slice(&position.to_be_bytes());
     key[9..].copy_from_slice(&seq.to_be_bytes());
     key
 }
 
-/// `kind` + webhook id, the prefix of one endpoint's deliveries (or pending markers).
+/// Position and seq of an `open_key`.
+pub(crate) fn parse_open_key(key: &[u8]) -> Option<(Position, u64)> {
+    if key.len() != 17 || key[0] != OPEN {
+        return None;
+    }
+    Some((
+        u64::from_be_bytes(key[1..9].try_into().ok()?),
+        u64::from_be_bytes(key[9..].try_into().ok()?),
+    ))
+}
+
+/// An open event's row: its type code (2 bytes, big-endian), then each endpoint's id.
+pub(crate) fn open_row(type_code: u16, webhooks: &[WebhookId]) -> Vec<u8> {
+    let mut row = type_code.to_be_bytes().to_vec();
+    for webhook in webhooks {
+        row.extend_from_slice(webhook.to_string().as_bytes());
+    }
+    row
+}
+
+pub(crate) fn parse_open_row(row: &[u8]) -> Option<(u16, Vec<WebhookId>)> {
+    let type_code = u16::from_be_bytes(row.get(..2)?.try_into().ok()?);
+    let webhooks = row[2..]
+        .chunks(WEBHOOK_ID_LEN)
+        .map(|id| WebhookId::parse(std::str::from_utf8(id).ok()?).ok())
+        .collect::<Option<Vec<_>>>()?;
+    Some((type_code, webhooks))
+}
+
+/// A webhook id's text length (`whk_` + 26).
+const WEBHOOK_ID_LEN: usize = 30;
+
+/// `kind` + webhook id, the prefix of one endpoint's deliveries.
 pub(crate) fn endpoint_prefix(kind: u8, webhook: WebhookId) -> Vec<u8> {
     let mut key = vec![kind];
     key.extend_from_slice(webhook.to_string().as_bytes());
@@ -171,19 +213,6 @@ pub(crate) fn delivery_key(kind: u8, id: DeliveryId) -> Vec<u8> {
     key.extend_from_slice(&id.position.to_be_bytes());
     key.extend_from_slice(&id.seq.to_be_bytes());
     key
-}
-
-pub(crate) fn parse_delivery_key(key: &[u8]) -> Option<DeliveryId> {
-    // kind (1) + webhook id (30) + position (8) + seq (8)
-    if key.len() != 47 {
-        return None;
-    }
-    let webhook = WebhookId::parse(std::str::from_utf8(&key[1..31]).ok()?).ok()?;
-    Some(DeliveryId {
-        webhook,
-        position: u64::from_be_bytes(key[31..39].try_into().ok()?),
-        seq: u64::from_be_bytes(key[39..47].try_into().ok()?),
-    })
 }
 
 pub(crate) fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
@@ -233,7 +262,11 @@ mod tests {
             seq: 7,
         };
         assert_eq!(id.to_string().parse::<DeliveryId>().unwrap(), id);
-        assert_eq!(parse_delivery_key(&delivery_key(DELIVERY, id)), Some(id));
+        assert_eq!(parse_open_key(&open_key(42, 7)), Some((42, 7)));
+        assert_eq!(parse_open_key(&body_key(42, 7)), None);
+        let other = WebhookId::new(1_700_000_000_001, 9);
+        let row = open_row(4600, &[id.webhook, other]);
+        assert_eq!(parse_open_row(&row), Some((4600, vec![id.webhook, other])));
         assert!("msg_x_0_whk_1".parse::<DeliveryId>().is_err());
         assert!("evt_1_0_whk_1".parse::<DeliveryId>().is_err());
     }
