@@ -7,7 +7,7 @@
 //! which sees all) an ordered index per kind, jobs ordered by (start time, job id), and
 //! accessors that take a [`Scope`] and never return another tenant's rows.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::ops::Bound;
 
 use domain::ids::{AdminId, DeviceId, ItemId, JobId, PolicyId, ScheduleId, TenantId, TenantRef};
@@ -19,9 +19,11 @@ use domain::model::{
 use domain::resolution::{self, EffectivePolicy};
 use domain::{DecodeError, Event, State};
 use eventlog::Envelope;
+use foldhash::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::Projection;
+use keys::JobKeys;
 
 /// Who is asking. Root sees every tenant's rows (and the top level's own); a tenant sees only
 /// rows its tenant owns.
@@ -51,7 +53,7 @@ struct Index {
     schedules: BTreeSet<ScheduleId>,
     devices: BTreeSet<DeviceId>,
     /// By (start time in Unix seconds, id), for time-range scans.
-    jobs: BTreeSet<(i64, JobId)>,
+    jobs: JobKeys,
 }
 
 impl Index {
@@ -569,11 +571,12 @@ impl ReadModels {
         to: i64,
     ) -> impl DoubleEndedIterator<Item = &Job> + '_ {
         let lowest = JobId::new(0, 0);
-        let range = match self.index(scope) {
-            Some(index) if from < to => Some(index.jobs.range((from, lowest)..(to, lowest))),
-            _ => None,
-        };
-        range
+        let window = (
+            Bound::Included((from, lowest)),
+            Bound::Excluded((to, lowest)),
+        );
+        self.index(scope)
+            .map(|index| index.jobs.range(window))
             .into_iter()
             .flatten()
             .filter_map(|(_, id)| self.state.job(*id))
@@ -597,6 +600,7 @@ fn page<'a, K: Ord + Copy, T: 'a>(
         .collect()
 }
 
+mod keys;
 pub(crate) mod reports;
 pub(crate) mod search;
 #[cfg(test)]

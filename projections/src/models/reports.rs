@@ -3,13 +3,15 @@
 //! Kept by the same hook as the search indexes, so a job that finishes moves from "running"
 //! to its final status in every count.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::hash::Hash;
 
-use domain::ids::{DeviceId, JobId, TenantRef, UserId};
+use domain::ids::{DeviceId, TenantRef, UserId};
 use domain::model::{Classification, Job, JobStatus};
+use foldhash::HashMap;
 use serde::{Deserialize, Serialize};
 
+use super::keys::JobKeys;
 use super::search::JobFacts;
 use super::{ReadModels, Scope};
 
@@ -314,7 +316,7 @@ impl ReadModels {
 
     fn activity<K: Eq + Hash + Copy>(
         &self,
-        lists: Vec<(TenantRef, &std::collections::BTreeSet<(i64, JobId)>)>,
+        lists: Vec<(TenantRef, &JobKeys)>,
         days: &Days<K>,
         key: K,
         now: i64,

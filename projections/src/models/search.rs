@@ -3,7 +3,6 @@
 //! path and snapshotted with the rest, and the execution of a [`crate::query::Plan`].
 
 use std::borrow::Cow;
-use std::collections::{BTreeSet, HashMap};
 use std::hash::Hash;
 use std::ops::Bound;
 
@@ -11,18 +10,20 @@ use domain::filter::{Filter, JobField, JobView, Value};
 use domain::ids::{DeviceId, ItemId, JobId, TenantRef, UserId, VaultId};
 use domain::model::{Classification, Job, JobStatus};
 use domain::Event;
+use foldhash::HashMap;
 use serde::{Deserialize, Serialize};
 
+use super::keys::{JobKey, JobKeys};
 use super::{ReadModels, Scope};
 use crate::query::{
     end_key, status_bit, Cursor, Direction, JobPage, JobQuery, JobSort, Pin, Plan, QueryError,
     SortKey, Span, ALL_STATUSES,
 };
 
-type Keys = BTreeSet<(i64, JobId)>;
+type Keys = JobKeys;
 
 /// A range of index keys.
-type Window = (Bound<(i64, JobId)>, Bound<(i64, JobId)>);
+type Window = (Bound<JobKey>, Bound<JobKey>);
 
 fn lowest() -> JobId {
     JobId::new(0, 0)
@@ -254,19 +255,6 @@ fn bounds(span: Span) -> Window {
     )
 }
 
-/// `keys.range(lo, hi)`, empty where `BTreeSet::range` would panic.
-fn range(keys: &Keys, (lo, hi): Window) -> impl DoubleEndedIterator<Item = &(i64, JobId)> {
-    let valid = match (&lo, &hi) {
-        (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b)) => {
-            a < b
-                || (a == b
-                    && !(matches!(lo, Bound::Excluded(_)) && matches!(hi, Bound::Excluded(_))))
-        }
-        _ => true,
-    };
-    valid.then(|| keys.range((lo, hi))).into_iter().flatten()
-}
-
 /// Narrows `(lo, hi)` to the rows strictly after `cursor` in `direction`.
 fn after_cursor((lo, hi): Window, cursor: Option<&Cursor>, direction: Direction) -> Window {
     let Some(c) = cursor else {
@@ -287,7 +275,7 @@ fn after_cursor((lo, hi): Window, cursor: Option<&Cursor>, direction: Direction)
 
 /// Estimated share of `keys` (ordered by time) within `span`, assuming an even spread.
 fn share(keys: &Keys, span: Span) -> f64 {
-    let finite = keys.range(..(i64::MAX, lowest()));
+    let finite = keys.range((Bound::Unbounded, Bound::Excluded((i64::MAX, lowest()))));
     let (Some(first), Some(last)) = (keys.first(), finite.clone().next_back().or(keys.last()))
     else {
         return 0.0;
@@ -340,7 +328,7 @@ impl ReadModels {
                 Source::Postings(p) => (p[0], plan.start),
             };
             let window = after_cursor(bounds(span), query.cursor, sort.direction);
-            let ids = range(keys, window);
+            let ids = keys.range(window);
             let jobs = |ids: &mut dyn Iterator<Item = &(i64, JobId)>| -> Vec<&Job> {
                 ids.filter_map(|(_, id)| self.state.job(*id))
                     .filter(matches)
@@ -411,10 +399,10 @@ impl ReadModels {
     ) -> Box<dyn Iterator<Item = &'a Job> + 'a> {
         let job = |(_, id): &(i64, JobId)| self.state.job(*id);
         match source {
-            Source::Start(keys) => Box::new(range(keys, bounds(plan.start)).filter_map(job)),
+            Source::Start(keys) => Box::new(keys.range(bounds(plan.start)).filter_map(job)),
             Source::End(keys) => {
                 let span = if plan.finished { plan.end } else { Span::ALL };
-                Box::new(range(keys, bounds(span)).filter_map(job))
+                Box::new(keys.range(bounds(span)).filter_map(job))
             }
             Source::Postings(lists) => {
                 let start = plan.start;
@@ -422,7 +410,7 @@ impl ReadModels {
                 Box::new(
                     lists
                         .into_iter()
-                        .flat_map(move |keys| range(keys, bounds(start)))
+                        .flat_map(move |keys| keys.range(bounds(start)))
                         .filter_map(job),
                 )
             }

@@ -1,4 +1,4 @@
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use domain::events::*;
@@ -45,7 +45,7 @@ fn expected_indexes(state: &State) -> (Index, HashMap<TenantRef, Index>) {
             .map(|j| (Key::Job(j.id), (j.tenant, j.started_at))),
     );
     let mut all = Index::default();
-    let mut owners: HashMap<TenantRef, Index> = HashMap::new();
+    let mut owners: HashMap<TenantRef, Index> = HashMap::default();
     for (key, (owner, start)) in rows {
         all.insert(key, start);
         owners.entry(owner).or_default().insert(key, start);
