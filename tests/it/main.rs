@@ -23,4 +23,5 @@ mod surface;
 mod tenants;
 mod users;
 mod vaults;
+mod webhook_delivery;
 mod webhooks;
