@@ -70,13 +70,8 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             "the request body is empty; a JSON object is expected".into(),
         ));
     }
-    // serde fills a struct from a JSON array too (fields by position), so `[1, 2]` would be
-    // taken for an object; every body is an object.
-    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
-        return Err(ApiError::invalid("body", "a JSON object is expected"));
-    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+    let value: T = serde_path_to_error::deserialize(objects::Strict(&mut de)).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         if inner.is_data() {
@@ -186,4 +181,409 @@ where
 {
     raw.parse()
         .map_err(|e: domain::IdError| ApiError::invalid(field, e.to_string()))
+}
+
+/// serde fills a struct from a JSON array as readily as from an object, taking the fields
+/// by position: `{"permissions": []}` would be read as permissions with every field left
+/// out, `[1, 2]` as a whole body. [`Strict`] wraps a deserializer, and every value, map,
+/// sequence and enum it hands out, so that each struct anywhere in the body is read with
+/// [`ObjectOnly`], which refuses an array; `serde_path_to_error` wraps it in turn and names
+/// the field. It also reads enums so that a mistyped one is a type error at its field.
+/// Types that buffer their input first (`#[serde(flatten)]`, internally tagged or untagged
+/// enums) read nested structs from that buffer, out of its reach: of the request types only
+/// the device action does (a unit variant and strings).
+mod objects {
+    use std::fmt;
+
+    use serde::de::value::{BorrowedStrDeserializer, MapAccessDeserializer};
+    use serde::de::{
+        DeserializeSeed, Deserializer, EnumAccess, Error, IntoDeserializer, MapAccess, SeqAccess,
+        Unexpected, VariantAccess, Visitor,
+    };
+
+    pub(super) struct Strict<T>(pub T);
+
+    /// The visitor of a struct: a map is read as usual, an array refused.
+    struct ObjectOnly<V>(V);
+
+    impl<'de, V: Visitor<'de>> Visitor<'de> for ObjectOnly<V> {
+        type Value = V::Value;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            self.0.expecting(f)
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<V::Value, A::Error> {
+            self.0.visit_map(Strict(map))
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<V::Value, A::Error> {
+            Err(A::Error::invalid_type(Unexpected::Seq, &"a JSON object"))
+        }
+    }
+
+    macro_rules! forward_deserialize {
+        ($($method:ident($($arg:ident: $ty:ty),*);)*) => {$(
+            fn $method<V: Visitor<'de>>(self, $($arg: $ty,)* visitor: V) -> Result<V::Value, D::Error> {
+                self.0.$method($($arg,)* Strict(visitor))
+            }
+        )*};
+    }
+
+    impl<'de, D: Deserializer<'de>> Deserializer<'de> for Strict<D> {
+        type Error = D::Error;
+
+        forward_deserialize! {
+            deserialize_any();
+            deserialize_bool();
+            deserialize_i8();
+            deserialize_i16();
+            deserialize_i32();
+            deserialize_i64();
+            deserialize_i128();
+            deserialize_u8();
+            deserialize_u16();
+            deserialize_u32();
+            deserialize_u64();
+            deserialize_u128();
+            deserialize_f32();
+            deserialize_f64();
+            deserialize_char();
+            deserialize_str();
+            deserialize_string();
+            deserialize_bytes();
+            deserialize_byte_buf();
+            deserialize_option();
+            deserialize_unit();
+            deserialize_unit_struct(name: &'static str);
+            deserialize_newtype_struct(name: &'static str);
+            deserialize_seq();
+            deserialize_tuple(len: usize);
+            deserialize_tuple_struct(name: &'static str, len: usize);
+            deserialize_map();
+            deserialize_identifier();
+            deserialize_ignored_any();
+        }
+
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            name: &'static str,
+            fields: &'static [&'static str],
+            visitor: V,
+        ) -> Result<V::Value, D::Error> {
+            self.0.deserialize_struct(name, fields, ObjectOnly(visitor))
+        }
+
+        /// serde_json answers anything but a string or an object where an enum is expected
+        /// with a syntax error ("expected value"), as if the body were not JSON, naming no
+        /// field; read as any value, it is a type error at the field.
+        fn deserialize_enum<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            _: &'static [&'static str],
+            visitor: V,
+        ) -> Result<V::Value, D::Error> {
+            self.0.deserialize_any(EnumOf(visitor))
+        }
+
+        fn is_human_readable(&self) -> bool {
+            self.0.is_human_readable()
+        }
+    }
+
+    /// The visitor of an enum read with `deserialize_any`: a string names a unit variant,
+    /// an object `{"variant": value}` any variant; other values are refused.
+    struct EnumOf<V>(V);
+
+    impl<'de, V: Visitor<'de>> Visitor<'de> for EnumOf<V> {
+        type Value = V::Value;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            self.0.expecting(f)
+        }
+
+        fn visit_str<E: Error>(self, v: &str) -> Result<V::Value, E> {
+            self.0.visit_enum(v.into_deserializer())
+        }
+
+        fn visit_borrowed_str<E: Error>(self, v: &'de str) -> Result<V::Value, E> {
+            self.0.visit_enum(BorrowedStrDeserializer::new(v))
+        }
+
+        fn visit_string<E: Error>(self, v: String) -> Result<V::Value, E> {
+            self.0.visit_enum(v.into_deserializer())
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<V::Value, A::Error> {
+            self.0.visit_enum(MapAccessDeserializer::new(Strict(map)))
+        }
+    }
+
+    macro_rules! forward_visit {
+        ($($method:ident($ty:ty);)*) => {$(
+            fn $method<E: Error>(self, v: $ty) -> Result<V::Value, E> {
+                self.0.$method(v)
+            }
+        )*};
+    }
+
+    impl<'de, V: Visitor<'de>> Visitor<'de> for Strict<V> {
+        type Value = V::Value;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            self.0.expecting(f)
+        }
+
+        forward_visit! {
+            visit_bool(bool);
+            visit_i8(i8);
+            visit_i16(i16);
+            visit_i32(i32);
+            visit_i64(i64);
+            visit_i128(i128);
+            visit_u8(u8);
+            visit_u16(u16);
+            visit_u32(u32);
+            visit_u64(u64);
+            visit_u128(u128);
+            visit_f32(f32);
+            visit_f64(f64);
+            visit_char(char);
+            visit_str(&str);
+            visit_borrowed_str(&'de str);
+            visit_string(String);
+            visit_bytes(&[u8]);
+            visit_borrowed_bytes(&'de [u8]);
+            visit_byte_buf(Vec<u8>);
+        }
+
+        fn visit_none<E: Error>(self) -> Result<V::Value, E> {
+            self.0.visit_none()
+        }
+
+        fn visit_unit<E: Error>(self) -> Result<V::Value, E> {
+            self.0.visit_unit()
+        }
+
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<V::Value, D::Error> {
+            self.0.visit_some(Strict(d))
+        }
+
+        fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<V::Value, D::Error> {
+            self.0.visit_newtype_struct(Strict(d))
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<V::Value, A::Error> {
+            self.0.visit_seq(Strict(seq))
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<V::Value, A::Error> {
+            self.0.visit_map(Strict(map))
+        }
+
+        fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<V::Value, A::Error> {
+            self.0.visit_enum(Strict(data))
+        }
+    }
+
+    impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for Strict<S> {
+        type Value = S::Value;
+
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<S::Value, D::Error> {
+            self.0.deserialize(Strict(d))
+        }
+    }
+
+    impl<'de, A: SeqAccess<'de>> SeqAccess<'de> for Strict<A> {
+        type Error = A::Error;
+
+        fn next_element_seed<T: DeserializeSeed<'de>>(
+            &mut self,
+            seed: T,
+        ) -> Result<Option<T::Value>, A::Error> {
+            self.0.next_element_seed(Strict(seed))
+        }
+
+        fn size_hint(&self) -> Option<usize> {
+            self.0.size_hint()
+        }
+    }
+
+    impl<'de, A: MapAccess<'de>> MapAccess<'de> for Strict<A> {
+        type Error = A::Error;
+
+        fn next_key_seed<K: DeserializeSeed<'de>>(
+            &mut self,
+            seed: K,
+        ) -> Result<Option<K::Value>, A::Error> {
+            self.0.next_key_seed(Strict(seed))
+        }
+
+        fn next_value_seed<T: DeserializeSeed<'de>>(
+            &mut self,
+            seed: T,
+        ) -> Result<T::Value, A::Error> {
+            self.0.next_value_seed(Strict(seed))
+        }
+
+        fn size_hint(&self) -> Option<usize> {
+            self.0.size_hint()
+        }
+    }
+
+    impl<'de, A: EnumAccess<'de>> EnumAccess<'de> for Strict<A> {
+        type Error = A::Error;
+        type Variant = Strict<A::Variant>;
+
+        fn variant_seed<T: DeserializeSeed<'de>>(
+            self,
+            seed: T,
+        ) -> Result<(T::Value, Self::Variant), A::Error> {
+            let (value, variant) = self.0.variant_seed(Strict(seed))?;
+            Ok((value, Strict(variant)))
+        }
+    }
+
+    impl<'de, A: VariantAccess<'de>> VariantAccess<'de> for Strict<A> {
+        type Error = A::Error;
+
+        fn unit_variant(self) -> Result<(), A::Error> {
+            self.0.unit_variant()
+        }
+
+        fn newtype_variant_seed<T: DeserializeSeed<'de>>(
+            self,
+            seed: T,
+        ) -> Result<T::Value, A::Error> {
+            self.0.newtype_variant_seed(Strict(seed))
+        }
+
+        fn tuple_variant<V: Visitor<'de>>(
+            self,
+            len: usize,
+            visitor: V,
+        ) -> Result<V::Value, A::Error> {
+            self.0.tuple_variant(len, Strict(visitor))
+        }
+
+        fn struct_variant<V: Visitor<'de>>(
+            self,
+            fields: &'static [&'static str],
+            visitor: V,
+        ) -> Result<V::Value, A::Error> {
+            self.0.struct_variant(fields, ObjectOnly(visitor))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    #[derive(Debug, Default, PartialEq, Deserialize)]
+    #[serde(deny_unknown_fields, default)]
+    struct Inner {
+        a: bool,
+        b: Vec<u32>,
+    }
+
+    #[derive(Debug, PartialEq, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    enum Shape {
+        Circle { r: u32 },
+        Square(Inner),
+    }
+
+    #[derive(Debug, PartialEq, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    enum Mode {
+        On,
+        Off,
+    }
+
+    #[derive(Debug, PartialEq, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Outer {
+        #[serde(default)]
+        inner: Option<Inner>,
+        #[serde(default)]
+        list: Vec<Inner>,
+        #[serde(default)]
+        map: BTreeMap<String, Inner>,
+        #[serde(default)]
+        shape: Option<Shape>,
+        #[serde(default, deserialize_with = "present")]
+        nullable: Option<Option<Inner>>,
+        #[serde(default)]
+        mode: Option<Mode>,
+    }
+
+    fn field(body: &str) -> String {
+        match parse_json::<Outer>(body.as_bytes()) {
+            Err(ApiError::Invalid(errors)) => errors[0].field.clone(),
+            other => panic!("{body}: expected a 400 naming a field, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_array_is_refused_wherever_an_object_is_expected() {
+        assert_eq!(field("[]"), "body");
+        assert_eq!(field(r#"{"inner": []}"#), "inner");
+        assert_eq!(field(r#"{"inner": [true, [1]]}"#), "inner");
+        assert_eq!(field(r#"{"list": [{}, []]}"#), "list[1]");
+        assert_eq!(field(r#"{"map": {"k": []}}"#), "map.k");
+        assert_eq!(field(r#"{"shape": {"circle": [1]}}"#), "shape.circle");
+        assert_eq!(field(r#"{"shape": {"square": []}}"#), "shape.square");
+        assert_eq!(field(r#"{"nullable": []}"#), "nullable");
+    }
+
+    #[test]
+    fn objects_arrays_and_nulls_still_read_as_before() {
+        let outer: Outer = parse_json(
+            br#"{"inner": {"b": [1, 2]}, "list": [{"a": true}], "map": {"k": {}},
+                "shape": {"circle": {"r": 2}}, "nullable": null, "mode": "off"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            outer.inner,
+            Some(Inner {
+                a: false,
+                b: vec![1, 2]
+            })
+        );
+        assert_eq!(outer.list, vec![Inner { a: true, b: vec![] }]);
+        assert_eq!(outer.map["k"], Inner::default());
+        assert_eq!(outer.shape, Some(Shape::Circle { r: 2 }));
+        assert_eq!(outer.nullable, Some(None));
+        assert_eq!(outer.mode, Some(Mode::Off));
+        let square: Outer = parse_json(br#"{"shape": {"square": {"a": true}}}"#).unwrap();
+        assert!(matches!(
+            square.shape,
+            Some(Shape::Square(Inner { a: true, .. }))
+        ));
+    }
+
+    #[test]
+    fn other_mistakes_name_their_field() {
+        assert_eq!(field(r#"{"inner": {"b": ["x"]}}"#), "inner.b[0]");
+        assert_eq!(field(r#"{"inner": {"zz": 1}}"#), "inner.zz");
+        assert_eq!(field(r#"{"zz": 1}"#), "zz");
+        assert_eq!(field(r#"{"shape": {"circle": {}}}"#), "shape.circle.r");
+        assert_eq!(field(r#"{"shape": "circle"}"#), "shape.circle");
+        assert_eq!(field(r#"{"shape": {"oval": {}}}"#), "shape");
+        assert_eq!(field(r#"{"mode": "dim"}"#), "mode");
+        for wrong in ["5", "true", "[\"on\"]"] {
+            assert_eq!(field(&format!(r#"{{"mode": {wrong}}}"#)), "mode", "{wrong}");
+        }
+        assert!(matches!(
+            parse_json::<Outer>(b"{} trailing"),
+            Err(ApiError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_json::<Outer>(b" "),
+            Err(ApiError::Malformed(_))
+        ));
+    }
 }

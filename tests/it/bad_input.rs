@@ -111,12 +111,19 @@ fn case(op: &Op) -> Option<Case> {
                 ("password", json!("short")),
                 ("permissions.allow_edit_webhooks", json!("yes")),
                 ("permissions.allow_everything", json!(true)),
+                // serde reads a struct from an array too, field by field.
+                ("permissions", json!([true, false])),
             ]);
             c(json!({"username": "new-admin", "password": PASSWORD}), m)
         }
         "PATCH /api/v1/admins/{id}" => {
             let mut m = usernames("username");
-            m.extend([("password", json!("short")), ("permissions", json!("all"))]);
+            m.extend([
+                ("password", json!("short")),
+                ("permissions", json!("all")),
+                // Read as a struct with every field left out, it would reset them all.
+                ("permissions", json!([])),
+            ]);
             c(json!({}), m)
         }
         "POST /api/v1/policies" => {
@@ -232,6 +239,11 @@ fn case(op: &Op) -> Option<Case> {
                 ("protected_item_id", json!("garbage")),
                 ("vault_id", json!(unknown_id("itm"))),
                 ("triggers", json!({})),
+                ("triggers", json!([[8011, 3600]])),
+                (
+                    "triggers",
+                    json!([{"frequency": 8011, "seconds_past": 0, "window": ["01:00", "02:00"]}]),
+                ),
                 ("skip_if_running", json!("no")),
             ],
         ),
@@ -270,7 +282,11 @@ fn case(op: &Op) -> Option<Case> {
         ),
         "POST /api/v1/agent/register" => {
             let mut m = usernames("username");
-            m.extend([("device", json!("laptop")), ("password", json!(5))]);
+            m.extend([
+                ("device", json!("laptop")),
+                ("device", json!(["d", "linux", "x86_64", "6", "1", "UTC"])),
+                ("password", json!(5)),
+            ]);
             c(
                 json!({"username": "nobody", "password": PASSWORD, "device": {
                     "friendly_name": "d", "platform": "linux", "arch": "x86_64",
@@ -456,6 +472,124 @@ async fn bad_bodies_on_every_route_are_problems_naming_the_field() {
     );
     assert_eq!(w.app.head(), head, "bad bodies appended events");
     w.app.stop().await;
+}
+
+/// Whether `schema` (a node of `doc`) only takes a JSON object: a struct or a map, also
+/// behind a `$ref` or as the non-null side of a nullable one.
+fn takes_object(doc: &Value, schema: &Value) -> bool {
+    if let Some(name) = schema["$ref"].as_str() {
+        let name = name.trim_start_matches("#/components/schemas/");
+        return takes_object(doc, &doc["components"]["schemas"][name]);
+    }
+    if let Some(members) = schema["oneOf"].as_array().or(schema["anyOf"].as_array()) {
+        let members: Vec<&Value> = members.iter().filter(|m| m["type"] != "null").collect();
+        return !members.is_empty() && members.iter().all(|m| takes_object(doc, m));
+    }
+    match &schema["type"] {
+        Value::String(t) => t == "object",
+        Value::Array(types) => types.contains(&json!("object")) && !types.contains(&json!("array")),
+        _ => false,
+    }
+}
+
+/// The body fields of `op` the document says take an object, each with the body that puts an
+/// array there and the field path expected in the answer: `name` for an object, `name[0]`
+/// for a list of objects.
+fn arrays_for_objects(doc: &Value, op: &Op, valid: &Value) -> Vec<(String, Value)> {
+    let mut schema = &doc["paths"][&op.path][op.method.as_str().to_lowercase()]["requestBody"]
+        ["content"]["application/json"]["schema"];
+    if let Some(name) = schema["$ref"].as_str() {
+        schema = &doc["components"]["schemas"][name.trim_start_matches("#/components/schemas/")];
+    }
+    let Some(properties) = schema["properties"].as_object() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (name, property) in properties {
+        if takes_object(doc, property) {
+            out.push((name.clone(), with(valid, name, json!([]))));
+        } else if property["type"] == "array" && takes_object(doc, &property["items"]) {
+            out.push((format!("{name}[0]"), with(valid, name, json!([[]]))));
+        }
+    }
+    out
+}
+
+/// serde reads a struct from an array as readily as from an object, by position, so an array
+/// where the document says object must be refused at every depth, naming the field.
+#[tokio::test]
+async fn an_array_where_an_object_is_expected_is_refused_at_any_depth() {
+    let w = world().await;
+    let doc = w.root.get("/openapi.json").await.body;
+    let head = w.app.head();
+    let mut tried = Vec::new();
+    for op in w.ops.iter().filter(|op| op.has_body) {
+        let path = own_path(op, &w.side);
+        let client = caller(op, &w, &w.device);
+        let valid = case(op).expect("every body route has a case").valid;
+        for (field, body) in arrays_for_objects(&doc, op, &valid) {
+            let res = client
+                .send(client.request(op.method.clone(), &path).json(&body))
+                .await;
+            res.problem(400);
+            assert_eq!(
+                res.error_fields(),
+                [field.as_str()],
+                "{} {path} {body}: {}",
+                op.method,
+                res.text
+            );
+            tried.push(format!("{} {field}", op.key()));
+        }
+    }
+    // The walk must reach the nested structs the API has, or it proves nothing.
+    for expected in [
+        "PATCH /api/v1/admins/{id} permissions",
+        "POST /api/v1/admins permissions",
+        "PATCH /api/v1/server/settings login_protection",
+        "POST /api/v1/users/{id}/schedules triggers[0]",
+        "POST /api/v1/agent/register device",
+    ] {
+        assert!(
+            tried.iter().any(|t| t == expected),
+            "{expected} not tried: {tried:?}"
+        );
+    }
+
+    // Deeper: a trigger's window.
+    let schedules = format!("/api/v1/users/{}/schedules", w.side.id("usr").unwrap());
+    let mut body = case(&op_at(&w.ops, Method::POST, "/api/v1/users/{id}/schedules"))
+        .unwrap()
+        .valid;
+    body["triggers"] =
+        json!([{"frequency": 8011, "seconds_past": 0, "window": ["01:00", "02:00"]}]);
+    let res = w.root.post(&schedules, body).await;
+    res.problem(400);
+    assert_eq!(res.error_fields(), ["triggers[0].window"], "{}", res.text);
+
+    // The bug that showed it: permissions read from `[]` were all reset.
+    let admin = w.side.id("adm").unwrap();
+    let before = w.root.get(&format!("/api/v1/admins/{admin}")).await;
+    let res = w
+        .root
+        .patch(
+            &format!("/api/v1/admins/{admin}"),
+            json!({"permissions": []}),
+        )
+        .await;
+    res.problem(400);
+    assert_eq!(res.error_fields(), ["permissions"], "{}", res.text);
+    let after = w.root.get(&format!("/api/v1/admins/{admin}")).await;
+    assert_eq!(after.body["permissions"], before.body["permissions"]);
+    assert_eq!(w.app.head(), head, "arrays for objects appended events");
+    w.app.stop().await;
+}
+
+fn op_at(ops: &[Op], method: Method, path: &str) -> Op {
+    ops.iter()
+        .find(|op| op.method == method && op.path == path)
+        .unwrap_or_else(|| panic!("{method} {path} is not in the document"))
+        .clone()
 }
 
 #[tokio::test]
