@@ -528,3 +528,123 @@ async fn deliveries_for_the_standardwebhooks_peer() {
     receiver.stop().await;
     app.stop().await;
 }
+
+/// Like [`connect`], with a small receive buffer, so a client that stops reading backs up
+/// into the server soon.
+async fn connect_small_buffer(app: &TestServer, client: &Client, query: &str) -> Ws {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let tcp = socket.connect(app.server.addr()).await.expect("connect");
+    let url = app
+        .url(&format!("/api/v1/events/stream{query}"))
+        .replacen("http", "ws", 1);
+    let mut request = url.into_client_request().unwrap();
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", client.token.as_deref().unwrap())
+            .parse()
+            .unwrap(),
+    );
+    let (ws, _) =
+        tokio_tungstenite::client_async(request, tokio_tungstenite::MaybeTlsStream::Plain(tcp))
+            .await
+            .expect("upgrade");
+    ws
+}
+
+/// The positions of the event frames up to and including `last`.
+async fn positions_through(ws: &mut Ws, last: u64) -> Vec<u64> {
+    let mut positions = Vec::new();
+    loop {
+        let frame = next_json(ws).await;
+        let position = frame["position"].as_u64().expect("an event frame");
+        positions.push(position);
+        if position >= last {
+            return positions;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_cut_off_while_a_fast_one_continues() {
+    use eventlog::EventLog;
+
+    let app = TestServer::start().await;
+    let root = app.root().await;
+    let start = app.head();
+    let mut fast = connect(&app, &root, "").await;
+    let mut slow = connect_small_buffer(&app, &root, "").await;
+    assert_eq!(next_json(&mut fast).await["type"], "meta.hello");
+    assert_eq!(next_json(&mut slow).await["type"], "meta.hello");
+
+    // Rounds of another fleet's traffic, appended as a writer would, until the slow client
+    // (which reads nothing from here on) is cut off; the fast one reads every round whole.
+    let log = app.server.log().clone();
+    let mut fleet = fixtures::Fleet::new(fixtures::FleetConfig {
+        tenants: 2,
+        users_per_tenant: 4,
+        devices_per_user: 2,
+        ..fixtures::FleetConfig::default()
+    });
+    let mut fast_got = Vec::new();
+    let mut rounds = 0;
+    while app.server.webhooks().metrics().stream_cut_off == 0 {
+        rounds += 1;
+        assert!(rounds <= 40, "the slow client was never cut off");
+        let requests: Vec<_> = fleet
+            .by_ref()
+            .take(500)
+            .map(|g| fixtures::append_request(&g))
+            .collect();
+        log.append_many(requests).await.expect("append");
+        fast_got.extend(positions_through(&mut fast, log.head()).await);
+    }
+    let end = log.head();
+    let expected: Vec<u64> = (start + 1..=end).collect();
+    assert_eq!(
+        fast_got, expected,
+        "the fast client got every event in order"
+    );
+
+    // The slow client finds the frames that were queued for it, in order, then the close
+    // frame naming where to resume.
+    let mut slow_got = Vec::new();
+    let close = loop {
+        let message = tokio::time::timeout(WAIT, slow.next())
+            .await
+            .expect("a frame in time")
+            .expect("stream open")
+            .expect("a frame");
+        match message {
+            Message::Text(text) => {
+                let frame: Value = serde_json::from_str(text.as_str()).unwrap();
+                slow_got.push(frame["position"].as_u64().unwrap());
+            }
+            Message::Close(close) => break close.expect("a close reason"),
+            _ => {}
+        }
+    };
+    assert_eq!(u16::from(close.code), 1013, "{close:?}");
+    let resume_after: u64 = close
+        .reason
+        .as_str()
+        .strip_prefix("too slow; resume with after=")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("{close:?}"));
+    assert_eq!(slow_got, (start + 1..=resume_after).collect::<Vec<_>>());
+    assert!(resume_after < end, "cut off {resume_after}, head {end}");
+
+    // Reconnecting with after= gives the rest, and the fast client is still live.
+    let mut resumed = connect(&app, &root, &format!("?after={resume_after}")).await;
+    assert_eq!(next_json(&mut resumed).await["type"], "meta.hello");
+    assert_eq!(
+        positions_through(&mut resumed, end).await,
+        (resume_after + 1..=end).collect::<Vec<_>>()
+    );
+    create_policy(&root, "after the cut-off").await;
+    let live = next_json(&mut fast).await;
+    assert_eq!(live["position"], end + 1, "{live}");
+    assert_eq!(next_json(&mut resumed).await["position"], end + 1);
+    drop((fast, resumed));
+    app.stop().await;
+}

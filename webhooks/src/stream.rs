@@ -5,11 +5,12 @@
 //! `StreamConfig::buffer` entries. A client first catches up from the log (pulling at its own
 //! pace), then reads the ring. A client that falls a whole ring behind the live tail is cut
 //! off with [`CloseReason::TooSlow`] and the position to resume after: the log still holds
-//! everything, so it reconnects with `after=` and misses nothing. Events reach every client
+//! everything, so it reconnects with `after=` and misses nothing. A client that stops
+//! reading altogether blocks its sender rather than the ring, so the sender races each live
+//! send against [`StreamClient::fell_behind`]. Events reach every client
 //! in position order, each at most once per connection.
 
 use std::collections::{BTreeSet, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use domain::ids::TenantRef;
@@ -105,9 +106,11 @@ struct LiveEvent {
 struct HubInner {
     log: Arc<dyn EventLog>,
     ring: broadcast::Sender<Arc<LiveEvent>>,
+    /// The ring's capacity: how far behind the live tail a client may fall.
+    buffer: usize,
     /// The last position put into the ring. Stored before the send, so a client that
     /// subscribes and then reads it finds every later event in the ring.
-    published: AtomicU64,
+    published: watch::Sender<Position>,
     subscription: tokio::sync::Mutex<Subscription>,
     metrics: Arc<Metrics>,
 }
@@ -123,13 +126,15 @@ impl StreamHub {
     /// [`StreamHub::run`] (or, in tests, [`StreamHub::pump`]).
     pub fn new(log: Arc<dyn EventLog>, config: StreamConfig, metrics: Arc<Metrics>) -> StreamHub {
         let head = log.head();
-        let (ring, _) = broadcast::channel(config.buffer.max(1));
+        let buffer = config.buffer.max(1);
+        let (ring, _) = broadcast::channel(buffer);
         StreamHub {
             inner: Arc::new(HubInner {
                 subscription: tokio::sync::Mutex::new(Subscription::new(log.clone(), head)),
                 log,
                 ring,
-                published: AtomicU64::new(head),
+                buffer,
+                published: watch::Sender::new(head),
                 metrics,
             }),
         }
@@ -168,7 +173,7 @@ impl StreamHub {
                 type_code: event.type_code(),
                 json: render(&recorded, &event),
             });
-            self.inner.published.store(position, Ordering::SeqCst);
+            self.inner.published.send_replace(position);
             // No receivers is fine: nobody is listening right now.
             let _ = self.inner.ring.send(live);
         }
@@ -178,7 +183,7 @@ impl StreamHub {
     /// Opens a stream for an authorised request.
     pub fn open(&self, request: StreamRequest) -> StreamClient {
         let ring = self.inner.ring.subscribe();
-        let published = self.inner.published.load(Ordering::SeqCst);
+        let published = *self.inner.published.borrow();
         let after = request.after.unwrap_or(published).min(published);
         Metrics::add(&self.inner.metrics.stream_clients, 1);
         StreamClient {
@@ -263,7 +268,7 @@ impl StreamClient {
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) if self.catching_up => {
                     self.ring = self.hub.ring.subscribe();
-                    self.catch_up_to = self.hub.published.load(Ordering::SeqCst);
+                    self.catch_up_to = *self.hub.published.borrow();
                     self.catching_up = self.seen < self.catch_up_to;
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => {
@@ -278,6 +283,30 @@ impl StreamClient {
                     })
                 }
             }
+        }
+    }
+
+    /// Resolves once the live tail is more than the buffer past `sending`, the live frame
+    /// the caller is stuck sending: the client stopped reading, so it is cut off with the
+    /// position before that frame to resume after. Never resolves for a frame of the
+    /// catch-up, which the client pulls from the log at its own pace.
+    pub async fn fell_behind(&self, sending: &Frame) -> CloseReason {
+        let live = self.pending.is_empty() && !self.catching_up;
+        let Frame::Event { position, .. } = sending else {
+            return std::future::pending().await;
+        };
+        if !live {
+            return std::future::pending().await;
+        }
+        let limit = position + self.hub.buffer as Position;
+        let mut published = self.hub.published.subscribe();
+        if published.wait_for(|p| *p > limit).await.is_err() {
+            // The hub is gone: the stream ends through `next` instead.
+            return std::future::pending().await;
+        }
+        Metrics::add(&self.hub.metrics.stream_cut_off, 1);
+        CloseReason::TooSlow {
+            resume_after: position - 1,
         }
     }
 

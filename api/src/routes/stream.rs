@@ -4,8 +4,9 @@
 //! set headers on a WebSocket, by a first text frame `{"token": "<access token>"}`. Scoped
 //! like webhooks: a tenant admin gets its tenant's events, root every tenant's. The frames
 //! are `meta.hello` (4000) first, then one JSON event per text frame in log order; a client
-//! that falls too far behind is closed (1013, "try again later") with a reason naming the
-//! position to resume after, and reconnects with `after=`.
+//! that falls too far behind, including one that stopped reading, is closed (1013, "try
+//! again later") with a reason naming the position to resume after, and reconnects with
+//! `after=`.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -27,6 +28,9 @@ use crate::state::AppState;
 const TOKEN_FRAME_WAIT: Duration = Duration::from_secs(10);
 /// Clients only send control frames and the token; anything large is a mistake.
 const MAX_FRAME_BYTES: usize = 16 * 1024;
+/// How long the close frame may wait behind unread frames; a client that reads nothing for
+/// that long is dropped without it.
+const CLOSE_WAIT: Duration = Duration::from_secs(10);
 
 pub(super) fn routes(cfg: &mut ServiceConfig<'_>) {
     cfg.service(stream);
@@ -131,8 +135,17 @@ async fn run(
         tokio::select! {
             frame = client.next() => match frame {
                 Ok(frame) => {
-                    if session.text(frame.text().to_owned()).await.is_err() {
-                        break None;
+                    // A client that stops reading blocks this send once the socket and the
+                    // session's queue are full; it is cut off when the ring passes it.
+                    tokio::select! {
+                        sent = session.text(frame.text().to_owned()) => {
+                            if sent.is_err() {
+                                break None;
+                            }
+                        }
+                        ended = client.fell_behind(&frame) => {
+                            break Some(close(CloseCode::Again, &ended.reason()));
+                        }
                     }
                 }
                 Err(ended) => {
@@ -160,7 +173,8 @@ async fn run(
             },
         }
     };
-    let _already_closed = session.close(reason).await;
+    drop(client);
+    let _closed_or_gone = tokio::time::timeout(CLOSE_WAIT, session.close(reason)).await;
 }
 
 /// Waits for `{"token": "..."}` and authenticates it; the close reason on failure.
