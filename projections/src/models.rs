@@ -128,6 +128,8 @@ pub struct ReadModels {
     versions: HashMap<String, u64>,
     job_indexes: search::JobIndexes,
     reports: reports::Reports,
+    /// The searchable text of users, for `?q=`.
+    user_search: users::UserSearch,
 }
 
 /// A log record as the read models apply it: the domain event, and the stream version of
@@ -141,8 +143,8 @@ pub struct Recorded {
 impl Projection for ReadModels {
     const NAME: &'static str = "read_models";
     // 3: stream versions for If-Match. 4: the domain state's dispatched runs. 5: flat
-    // per-subject day counts in the reports.
-    const SCHEMA: u32 = 5;
+    // per-subject day counts in the reports. 6: the user search text.
+    const SCHEMA: u32 = 6;
 
     type Event = Recorded;
     type Error = DecodeError;
@@ -305,6 +307,11 @@ impl ReadModels {
 
     fn reindex(&mut self, key: Key, before: Option<Slot>) {
         let after = self.locate(key);
+        if let Key::User(id) = key {
+            // Any user event may change the searchable fields, not only its partition.
+            let owner = before.map(|(owner, _)| owner);
+            self.user_search.refile(id, owner, self.state.user(id));
+        }
         self.move_row(key, before, after);
     }
 
@@ -443,6 +450,20 @@ impl ReadModels {
         page(self.index(scope).map(|i| &i.users), after, limit, |id| {
             self.state.user(id)
         })
+    }
+
+    /// Users of `scope` after `after`, in id order, whose username, account name or an email
+    /// may contain `term`, ASCII case ignored: every user that does, and maybe a few more
+    /// (a term spanning two fields), so decide each row with the real predicate.
+    pub fn user_candidates<'a>(
+        &'a self,
+        scope: Scope,
+        term: &str,
+        after: Option<UserId>,
+    ) -> impl Iterator<Item = &'a User> + 'a {
+        self.user_search
+            .candidates(scope, term, after)
+            .filter_map(|id| self.state.user(id))
     }
 
     /// The user a login names. User names are unique server-wide, so a login (which has no
@@ -605,3 +626,4 @@ pub(crate) mod reports;
 pub(crate) mod search;
 #[cfg(test)]
 mod tests;
+mod users;

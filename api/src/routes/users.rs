@@ -267,23 +267,12 @@ async fn list(
     let rows = match (read, term) {
         (None, _) => Vec::new(),
         (Some(read), None) => models.users(read, page.after.as_ref(), page.fetch()),
-        (Some(read), Some(term)) => {
-            // Walk the scope's users in id order, a chunk at a time, until a page is full.
-            const CHUNK: usize = 1024;
-            let mut rows = Vec::new();
-            let mut after = page.after;
-            loop {
-                let chunk = models.users(read, after.as_ref(), CHUNK);
-                let done = chunk.len() < CHUNK;
-                after = chunk.last().map(|u| u.id);
-                rows.extend(chunk.into_iter().filter(|u| user_matches(u, &term)));
-                if done || rows.len() >= page.fetch() {
-                    break;
-                }
-            }
-            rows.truncate(page.fetch());
-            rows
-        }
+        // The search index narrows to candidates in id order; the predicate decides each.
+        (Some(read), Some(term)) => models
+            .user_candidates(read, &term, page.after)
+            .filter(|u| user_matches(u, &term))
+            .take(page.fetch())
+            .collect(),
     };
     Ok(Reply::ok(&page.page(
         rows,
