@@ -87,12 +87,21 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 }
 
 /// The path of the offending field. A missing field is reported at its parent, so its name
-/// is taken from serde's message.
+/// is taken from serde's message. So is a field refused by a struct's own conversion
+/// (`#[serde(try_from)]`, which words it as serde does), while serde itself reports an
+/// unknown field at the field.
 fn field_of(path: &str, message: &str) -> String {
-    let missing = message
-        .strip_prefix("missing field `")
-        .and_then(|rest| rest.split('`').next());
-    match (path, missing) {
+    let named = |prefix: &str| {
+        message
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.split('`').next())
+    };
+    let child = match (named("missing field `"), named("unknown field `")) {
+        (Some(name), _) => Some(name),
+        (None, Some(name)) if path != name && !path.ends_with(&format!(".{name}")) => Some(name),
+        _ => None,
+    };
+    match (path, child) {
         (".", Some(name)) => name.to_owned(),
         (".", None) => "body".to_owned(),
         (parent, Some(name)) => format!("{parent}.{name}"),
@@ -190,8 +199,8 @@ where
 /// [`ObjectOnly`], which refuses an array; `serde_path_to_error` wraps it in turn and names
 /// the field. It also reads enums so that a mistyped one is a type error at its field.
 /// Types that buffer their input first (`#[serde(flatten)]`, internally tagged or untagged
-/// enums) read nested structs from that buffer, out of its reach: of the request types only
-/// the device action does (a unit variant and strings).
+/// enums) read nested structs from that buffer, out of its reach: the request types use
+/// none, and read a tagged body through a flat struct (`#[serde(try_from)]`) instead.
 mod objects {
     use std::fmt;
 
@@ -563,6 +572,27 @@ mod tests {
             square.shape,
             Some(Shape::Square(Inner { a: true, .. }))
         ));
+    }
+
+    #[test]
+    fn a_field_refused_by_a_conversion_is_named_under_its_parent() {
+        // serde reports an unknown field at the field itself, a `try_from` conversion at
+        // the struct it converts.
+        assert_eq!(field_of("zz", "unknown field `zz`, expected `a`"), "zz");
+        assert_eq!(field_of("a.zz", "unknown field `zz`, expected `a`"), "a.zz");
+        assert_eq!(
+            field_of(".", "unknown field `url`, expected `version`"),
+            "url"
+        );
+        assert_eq!(
+            field_of("action", "unknown field `url`, there are no fields"),
+            "action.url"
+        );
+        assert_eq!(field_of(".", "missing field `kind`"), "kind");
+        assert_eq!(
+            field_of("a", "invalid type: integer `5`, expected a string"),
+            "a"
+        );
     }
 
     #[test]

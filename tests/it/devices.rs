@@ -85,6 +85,58 @@ async fn actions_reach_an_online_device_and_are_refused_offline() {
         .problem(409);
 }
 
+/// An action takes only its kind's fields, each named where it is wrong; serde's internally
+/// tagged enums would let `drop_connection` take anything and report a variant's field as
+/// `body`.
+#[tokio::test]
+async fn an_action_takes_only_its_kinds_fields_and_names_the_wrong_one() {
+    let app = TestServer::start().await;
+    let root = app.root().await;
+    let (_, admin) = app.tenant_with_admin(&root, "actbad").await;
+    user(&admin, "actbad-user", None).await;
+    let creds = device(&app, "actbad-user", "laptop").await;
+    let path = format!("/api/v1/devices/{}/actions", creds.device_id);
+    let head = app.head();
+    for (body, field) in [
+        (
+            json!({"kind": "drop_connection", "version": "2.0"}),
+            "version",
+        ),
+        (json!({"kind": "drop_connection", "zz": 1}), "zz"),
+        (json!({"kind": "upgrade", "version": 5}), "version"),
+        (json!({"kind": "upgrade"}), "version"),
+        (
+            json!({"kind": "upgrade", "version": "2.0", "url": "https://x.example/"}),
+            "url",
+        ),
+        (
+            json!({"kind": "update_login_url", "url": ["https://x.example/"]}),
+            "url",
+        ),
+        (
+            json!({"kind": "run_backup", "schedule_id": 7}),
+            "schedule_id",
+        ),
+        (json!({"kind": "cancel_job"}), "job_id"),
+        (json!({"kind": "explode"}), "kind"),
+        (json!({"kind": 5}), "kind"),
+        (json!({"version": "2.0"}), "kind"),
+    ] {
+        let res = admin.post(&path, body.clone()).await;
+        res.problem(400);
+        assert_eq!(res.error_fields(), [field], "{body}: {}", res.text);
+    }
+    // Well-formed actions get as far as the device, which is offline.
+    for body in [
+        json!({"kind": "drop_connection"}),
+        json!({"version": "2.0", "kind": "upgrade"}),
+    ] {
+        admin.post(&path, body).await.problem(409);
+    }
+    assert_eq!(app.head(), head, "refused actions appended events");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn revoking_a_device_ends_its_token_and_connection() {
     let app = TestServer::start().await;

@@ -200,8 +200,17 @@ async fn remove(
 }
 
 /// An action for a device's agent.
+///
+/// Documented as the tagged enum it is, but read through [`ActionFields`]: serde reads an
+/// internally tagged enum from a buffer, which lets a unit variant take any extra field and
+/// loses the path of a variant's field in errors.
 #[derive(Deserialize, ToSchema)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(
+    tag = "kind",
+    rename_all = "snake_case",
+    deny_unknown_fields,
+    try_from = "ActionFields"
+)]
 pub enum Action {
     /// Run a backup of one of the device user's schedules now, as a new job.
     RunBackup {
@@ -220,6 +229,73 @@ pub enum Action {
     },
     /// Close the live connection (the agent reconnects).
     DropConnection,
+}
+
+#[derive(Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionKind {
+    RunBackup,
+    CancelJob,
+    Upgrade,
+    UpdateLoginUrl,
+    DropConnection,
+}
+
+/// Every field of every kind of [`Action`], each read (and named in errors) where it stands.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionFields {
+    kind: ActionKind,
+    schedule_id: Option<String>,
+    job_id: Option<String>,
+    version: Option<String>,
+    url: Option<String>,
+}
+
+impl TryFrom<ActionFields> for Action {
+    /// Worded as serde words it, so that the field is named in the 400.
+    type Error = serde::de::value::Error;
+
+    fn try_from(f: ActionFields) -> Result<Action, Self::Error> {
+        use serde::de::Error;
+        let given = [
+            ("schedule_id", f.schedule_id.is_some()),
+            ("job_id", f.job_id.is_some()),
+            ("version", f.version.is_some()),
+            ("url", f.url.is_some()),
+        ];
+        let takes: &'static [&'static str] = match f.kind {
+            ActionKind::RunBackup => &["schedule_id"],
+            ActionKind::CancelJob => &["job_id"],
+            ActionKind::Upgrade => &["version"],
+            ActionKind::UpdateLoginUrl => &["url"],
+            ActionKind::DropConnection => &[],
+        };
+        if let Some((extra, _)) = given
+            .iter()
+            .find(|(name, present)| *present && !takes.contains(name))
+        {
+            return Err(Self::Error::unknown_field(extra, takes));
+        }
+        let required = |name: &'static str, value: Option<String>| {
+            value.ok_or_else(|| Self::Error::missing_field(name))
+        };
+        Ok(match f.kind {
+            ActionKind::RunBackup => Action::RunBackup {
+                schedule_id: required("schedule_id", f.schedule_id)?,
+            },
+            ActionKind::CancelJob => Action::CancelJob {
+                job_id: required("job_id", f.job_id)?,
+            },
+            ActionKind::Upgrade => Action::Upgrade {
+                version: required("version", f.version)?,
+            },
+            ActionKind::UpdateLoginUrl => Action::UpdateLoginUrl {
+                url: required("url", f.url)?,
+            },
+            ActionKind::DropConnection => Action::DropConnection,
+        })
+    }
 }
 
 #[derive(Serialize, ToSchema)]
