@@ -18,45 +18,53 @@ use anyhow::Context;
 /// The preallocated region records cycle through.
 const REGION_BYTES: u64 = 32 << 20;
 
-/// Writes `batch` records of `record_len` bytes with one write and one `fdatasync` per batch,
-/// for about `duration`; returns records per second.
-pub fn batched_limit(
-    path: &Path,
-    record_len: usize,
-    batch: usize,
-    duration: Duration,
-) -> anyhow::Result<f64> {
-    let batch = batch.max(1);
-    let mut file = Region::create(path)?;
-    let buf = vec![0xA5u8; record_len * batch];
-    let start = Instant::now();
-    let mut records = 0u64;
-    while start.elapsed() < duration {
-        file.append_durably(&buf)?;
-        records += batch as u64;
-    }
-    let secs = start.elapsed().as_secs_f64();
-    file.remove()?;
-    Ok(records as f64 / secs)
+/// A plain file region, written and synced once, that records are then appended to.
+pub struct RawFile<'a> {
+    region: Region<'a>,
 }
 
-/// Median time of one write of a single `record_len`-byte record followed by `fdatasync`.
-pub fn single_fsync_p50(
-    path: &Path,
-    record_len: usize,
-    samples: usize,
-) -> anyhow::Result<Duration> {
-    let mut file = Region::create(path)?;
-    let buf = vec![0x5Au8; record_len];
-    let mut times = Vec::with_capacity(samples);
-    for _ in 0..samples {
-        let start = Instant::now();
-        file.append_durably(&buf)?;
-        times.push(start.elapsed());
+impl<'a> RawFile<'a> {
+    pub fn create(path: &'a Path) -> anyhow::Result<RawFile<'a>> {
+        Ok(RawFile {
+            region: Region::create(path)?,
+        })
     }
-    file.remove()?;
-    times.sort();
-    Ok(times[times.len() / 2])
+
+    /// Writes `batch` records of `record_len` bytes with one write and one `fdatasync` per
+    /// batch, for about `duration`; returns records per second.
+    pub fn batched_limit(
+        &mut self,
+        record_len: usize,
+        batch: usize,
+        duration: Duration,
+    ) -> anyhow::Result<f64> {
+        let batch = batch.max(1);
+        let buf = vec![0xA5u8; record_len * batch];
+        let start = Instant::now();
+        let mut records = 0u64;
+        while start.elapsed() < duration {
+            self.region.append_durably(&buf)?;
+            records += batch as u64;
+        }
+        Ok(records as f64 / start.elapsed().as_secs_f64())
+    }
+
+    /// Times (µs) of `samples` writes of a single `record_len`-byte record, each followed by
+    /// `fdatasync`.
+    pub fn single_fsyncs(&mut self, record_len: usize, samples: usize) -> anyhow::Result<Vec<u64>> {
+        let buf = vec![0x5Au8; record_len];
+        let mut times = Vec::with_capacity(samples);
+        for _ in 0..samples {
+            let start = Instant::now();
+            self.region.append_durably(&buf)?;
+            times.push(start.elapsed().as_micros() as u64);
+        }
+        Ok(times)
+    }
+
+    pub fn remove(self) -> anyhow::Result<()> {
+        self.region.remove()
+    }
 }
 
 struct Region<'a> {

@@ -23,7 +23,8 @@ pub const CHECKPOINT_KEY: &[u8] = b"\xff\xffcheckpoint";
 /// committed checkpoint.
 ///
 /// A commit is not fsynced by itself: losing recent commits only means replaying the tail of
-/// the log, and the next append's fsync (or sled's periodic flush) persists them.
+/// the log. sled's periodic flush persists them, as do the log's checkpoints (see
+/// [`crate::DbSync`]).
 #[derive(Clone)]
 pub struct Checkpoints {
     tree: sled::Tree,

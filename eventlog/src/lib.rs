@@ -10,6 +10,7 @@
 mod checkpoint;
 mod codec;
 mod error;
+mod journal;
 mod sled_log;
 mod subscription;
 pub mod verify;
@@ -19,7 +20,7 @@ pub use codec::{
     decode_record, encode_record, FORMAT_BINCODE_2_0_1, FRAME_HEADER_LEN, MAX_RECORD_BYTES,
 };
 pub use error::{AppendError, CodecError, LogError};
-pub use sled_log::{CommitStats, Records, SledLog, SledLogOptions, CHUNK_MAX, LOG_TREE};
+pub use sled_log::{CommitStats, DbSync, Records, SledLog, SledLogOptions, CHUNK_MAX, LOG_TREE};
 pub use subscription::Subscription;
 
 use async_trait::async_trait;

@@ -18,12 +18,14 @@
 //!
 //! # Durability
 //!
-//! A group commit is one atomic `apply_batch` (sled recovers a batch all or nothing), then
-//! `Db::flush` (which on Linux only issues `sync_file_range`), then `fdatasync` of sled's data
-//! file `<dir>/db`, which is what makes it survive power loss. Only then does the writer
-//! publish the new head and answer. A failure anywhere in that sequence poisons the log:
-//! nothing in the batch is acknowledged and later appends are refused until reopen, because
-//! the in-memory indexes can no longer be trusted to match the disk.
+//! A group commit writes its encoded records to the [commit journal](crate::journal), applies
+//! them to sled as one atomic `apply_batch` (sled recovers a batch all or nothing), and then
+//! `fdatasync`s the journal, which is what makes it survive power loss. Only then does the
+//! writer publish the new head and answer. sled persists the chunks at its own pace; the
+//! journal holds every group sled may not have made durable yet and is replayed into sled at
+//! open. A failure anywhere in that sequence poisons the log: nothing in the batch is
+//! acknowledged and later appends are refused until reopen, because the in-memory indexes can
+//! no longer be trusted to match the disk.
 //!
 //! # Indexes
 //!
@@ -45,6 +47,7 @@ use tokio::sync::{oneshot, watch};
 
 use crate::codec::{self, decode_record, frame_len, MAX_RECORD_BYTES};
 use crate::error::{AppendError, LogError};
+use crate::journal::Journal;
 use crate::{AppendRequest, Appended, EventLog, Position, RecordedEvent};
 
 /// The sled tree holding the log's chunks. Other trees in the same [`sled::Db`] belong to
@@ -65,6 +68,9 @@ pub struct SledLogOptions {
     pub max_batch_requests: usize,
     /// sled's page cache size in bytes; `None` keeps sled's default.
     pub cache_capacity: Option<u64>,
+    /// Bytes of group commits one journal file takes before the journal checkpoints sled and
+    /// turns to its other file: the disk the journal takes is about twice this.
+    pub journal_capacity: u64,
 }
 
 impl Default for SledLogOptions {
@@ -72,6 +78,7 @@ impl Default for SledLogOptions {
         SledLogOptions {
             max_batch_requests: 1024,
             cache_capacity: None,
+            journal_capacity: 64 << 20,
         }
     }
 }
@@ -87,6 +94,8 @@ pub struct SledLog {
 /// State both the writer thread and readers see.
 struct Shared {
     db: sled::Db,
+    /// sled's data file, for [`SledLog::db_sync`].
+    data_path: std::path::PathBuf,
     tree: sled::Tree,
     /// Updated only by the writer, only after a commit is durable, and before the head is
     /// published: anything a reader finds here is durable.
@@ -148,12 +157,13 @@ impl SledLog {
         let dir = dir.as_ref();
         let db = open_db(dir, options.cache_capacity)?;
         let tree = db.open_tree(LOG_TREE)?;
-        // sled's data file; sled 0.34.7 keeps all non-blob data in this one file.
-        let data_file = File::open(dir.join("db"))?;
+        let (mut journal, data_file) = recover(dir, &db, &tree, options.journal_capacity)?;
         let (index, head) = rebuild_index(&tree)?;
+        journal.start(head + 1)?;
         let (head_tx, _) = watch::channel(head);
         let shared = Arc::new(Shared {
             db,
+            data_path: dir.join("db"),
             tree,
             index: RwLock::new(index),
             head: head_tx,
@@ -168,6 +178,7 @@ impl SledLog {
             shared: Arc::clone(&shared),
             queue,
             data_file,
+            journal,
             max_batch: options.max_batch_requests.max(1),
             next_position: head + 1,
         };
@@ -185,6 +196,14 @@ impl SledLog {
     /// checkpoints in their own trees of the same database.
     pub fn db(&self) -> &sled::Db {
         &self.shared.db
+    }
+
+    /// A handle that makes the whole database durable (see [`DbSync`]).
+    pub fn db_sync(&self) -> Result<DbSync, LogError> {
+        Ok(DbSync {
+            db: self.shared.db.clone(),
+            data_file: Arc::new(File::open(&self.shared.data_path)?),
+        })
     }
 
     /// Iterates over every durable record with a position greater than `after`, decoding as
@@ -351,6 +370,87 @@ impl EventLog for SledLog {
     fn watch_head(&self) -> watch::Receiver<Position> {
         self.shared.head.subscribe()
     }
+}
+
+/// Replays into sled what the commit journal holds beyond sled's last record, and makes sled
+/// durable (so the journal's files may be reused). Returns the journal, ready for
+/// [`Journal::start`], and sled's data file for later checkpoints.
+pub(crate) fn recover(
+    dir: &Path,
+    db: &sled::Db,
+    tree: &sled::Tree,
+    journal_capacity: u64,
+) -> Result<(Journal, File), LogError> {
+    // sled's data file; sled 0.34.7 keeps all non-blob data in this one file.
+    let data_file = File::open(dir.join("db"))?;
+    let (journal, tail) = Journal::open(dir, journal_capacity, last_position(tree)?)?;
+    if let Some((first, _)) = tail.spans.first() {
+        tracing::info!(
+            first,
+            records = tail.spans.len(),
+            "replaying the commit journal into the log"
+        );
+        tree.apply_batch(pack_chunks(&tail.encoded, &tail.spans))?;
+    }
+    // Even with nothing to replay: what sled recovered may sit only in the page cache (after
+    // a killed process), and the journal is about to be reused.
+    checkpoint(db, &data_file)?;
+    Ok((journal, data_file))
+}
+
+/// Makes everything applied to sled so far durable: its buffers written, then its data file
+/// synced.
+fn checkpoint(db: &sled::Db, data_file: &File) -> std::io::Result<()> {
+    db.flush()?;
+    data_file.sync_data()
+}
+
+/// Makes the log's whole sled database durable on demand, for state kept beside the log that
+/// an event refers to (a secret stored by fingerprint, a sealing key): appends make only the
+/// log durable, so such state must be synced before the event that needs it is appended.
+#[derive(Clone)]
+pub struct DbSync {
+    db: sled::Db,
+    data_file: Arc<File>,
+}
+
+impl DbSync {
+    /// Everything written to the database so far survives power loss once this returns.
+    pub fn sync(&self) -> std::io::Result<()> {
+        checkpoint(&self.db, &self.data_file)
+    }
+}
+
+/// The position of sled's last record, found from the end by reading frame lengths only, so a
+/// damaged record body does not hide where the log ends (`verify` reports it).
+fn last_position(tree: &sled::Tree) -> Result<Position, LogError> {
+    // The position of the continuation parts seen just before (in reverse) a part 0.
+    let mut continued: Option<Position> = None;
+    for chunk in tree.iter().rev() {
+        let (key, value) = chunk?;
+        let Some((position, part)) = parse_chunk_key(&key) else {
+            continue;
+        };
+        if part != 0 {
+            continued = Some(position);
+            continue;
+        }
+        if continued == Some(position) {
+            // A part 0 with continuation parts holds one record split across them.
+            return Ok(position);
+        }
+        let mut offset = 0;
+        let mut last = position - 1;
+        while offset < value.len() {
+            last += 1;
+            offset += frame_len(&value[offset..]).map_err(|source| LogError::Corrupt {
+                position: last,
+                source,
+            })?;
+        }
+        return Ok(last);
+    }
+    Ok(0)
 }
 
 /// How long an open waits for another holder of the directory's lock to let go.
@@ -692,8 +792,9 @@ impl Iterator for Records {
 struct Writer {
     shared: Arc<Shared>,
     queue: mpsc::Receiver<Pending>,
-    /// Opened once: an fdatasync per commit should cost the sync, not an open too.
+    /// sled's data file, synced by checkpoints (see [`Journal`]).
     data_file: File,
+    journal: Journal,
     max_batch: usize,
     next_position: Position,
 }
@@ -734,6 +835,12 @@ impl Writer {
                 }
             }
             self.commit(batch);
+        }
+        // Closing: leave sled durable, so the next open has nothing to replay.
+        if !self.shared.poisoned.load(Ordering::Acquire) {
+            if let Err(e) = checkpoint(&self.shared.db, &self.data_file) {
+                tracing::error!(error = %e, "final checkpoint of the event log failed");
+            }
         }
     }
 
@@ -814,17 +921,24 @@ impl Writer {
     }
 
     fn write_durably(
-        &self,
+        &mut self,
         encoded: &[u8],
         spans: &[(Position, Range<usize>)],
     ) -> std::io::Result<()> {
+        let first = spans[0].0;
+        if self.journal.is_full_for(encoded.len()) {
+            // The other file is about to be overwritten: what it covers must be in sled,
+            // durably, first.
+            checkpoint(&self.shared.db, &self.data_file)?;
+            self.journal.rotate(first)?;
+        }
+        self.journal.write(first, encoded)?;
         self.shared.tree.apply_batch(pack_chunks(encoded, spans))?;
         #[cfg(test)]
         if self.shared.fail_next_commit.swap(false, Ordering::AcqRel) {
-            return Err(std::io::Error::other("injected flush failure"));
+            return Err(std::io::Error::other("injected sync failure"));
         }
-        self.shared.db.flush()?;
-        self.data_file.sync_data()
+        self.journal.sync()
     }
 }
 

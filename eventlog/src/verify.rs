@@ -8,7 +8,7 @@ use std::path::Path;
 
 use crate::codec::decode_record;
 use crate::error::{CodecError, LogError};
-use crate::sled_log::{open_db, Groups, SledLog, LOG_TREE};
+use crate::sled_log::{open_db, recover, Groups, SledLog, SledLogOptions, LOG_TREE};
 use crate::{EventLog, Position};
 
 /// How many problems a report lists; the rest are only counted.
@@ -107,7 +107,16 @@ pub fn verify(log: &SledLog) -> Result<Report, LogError> {
 /// no longer opens as a [`SledLog`]. The log must not be open elsewhere.
 pub fn verify_dir(dir: impl AsRef<Path>) -> Result<Report, LogError> {
     let db = open_db(dir.as_ref(), None)?;
-    scan(&db.open_tree(LOG_TREE)?, Position::MAX)
+    let tree = db.open_tree(LOG_TREE)?;
+    // Acknowledged records may still be only in the commit journal; replaying them is what
+    // opening the log does too.
+    recover(
+        dir.as_ref(),
+        &db,
+        &tree,
+        SledLogOptions::default().journal_capacity,
+    )?;
+    scan(&tree, Position::MAX)
 }
 
 fn scan(tree: &sled::Tree, until: Position) -> Result<Report, LogError> {

@@ -56,30 +56,30 @@ impl ServeOptions {
 const SECRETS_TREE: &str = "secrets";
 const REFRESH_TREE: &str = "refresh";
 
-/// [`api::KeyValue`] over a sled tree. Flushing is sled's flush: enough for keys that can be
-/// regenerated (a lost signing key only logs everyone out).
-struct SledTree(sled::Tree);
+/// [`api::KeyValue`] over a sled tree. Flushing syncs the whole database: the SMTP sealing key
+/// must be durable before any event sealed with it is, and appends make only the log durable.
+struct SledTree {
+    tree: sled::Tree,
+    sync: eventlog::DbSync,
+}
 
 impl KeyValue for SledTree {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.0
+        self.tree
             .get(key)
             .map(|v| v.map(|v| v.to_vec()))
             .map_err(|e| StoreError(e.to_string()))
     }
 
     fn put(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
-        self.0
+        self.tree
             .insert(key, value)
             .map(|_| ())
             .map_err(|e| StoreError(e.to_string()))
     }
 
     fn flush(&self) -> Result<(), StoreError> {
-        self.0
-            .flush()
-            .map(|_| ())
-            .map_err(|e| StoreError(e.to_string()))
+        self.sync.sync().map_err(|e| StoreError(e.to_string()))
     }
 }
 
@@ -168,12 +168,16 @@ pub async fn start(options: &ServeOptions) -> anyhow::Result<RunningServer> {
         stopped.await.ok();
     }));
 
+    let db_sync = log.db_sync().context("opening the database for syncs")?;
     let open_tree = |name: &str| -> anyhow::Result<Arc<dyn KeyValue>> {
         let tree = log
             .db()
             .open_tree(name)
             .with_context(|| format!("opening the {name} tree"))?;
-        Ok(Arc::new(SledTree(tree)))
+        Ok(Arc::new(SledTree {
+            tree,
+            sync: db_sync.clone(),
+        }))
     };
     let secrets = open_tree(SECRETS_TREE)?;
     let api_config = options.api.clone();

@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use eventlog::{EventLog, ExpectedVersion, SledLog};
+use eventlog::{EventLog, ExpectedVersion, SledLog, SledLogOptions};
 use rand::{Rng, SeedableRng};
 
 use crate::{event, payload, request};
@@ -154,7 +154,12 @@ fn crash_child() {
         .build()
         .unwrap();
     runtime.block_on(async move {
-        let log = Arc::new(SledLog::open(&dir).unwrap());
+        // A small journal, so the kills also land around its rotations and checkpoints.
+        let options = SledLogOptions {
+            journal_capacity: 256 << 10,
+            ..SledLogOptions::default()
+        };
+        let log = Arc::new(SledLog::open_with(&dir, options).unwrap());
         let writers: Vec<_> = (0..WRITERS)
             .map(|w| {
                 let log = Arc::clone(&log);

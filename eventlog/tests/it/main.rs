@@ -5,6 +5,7 @@ mod basic;
 mod concurrent;
 mod corruption;
 mod crash;
+mod journal;
 mod timing;
 
 use eventlog::{AppendRequest, ExpectedVersion, NewEvent};

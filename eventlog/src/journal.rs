@@ -1,0 +1,311 @@
+//! The commit journal: where a group commit becomes durable before it is acknowledged.
+//!
+//! # Why not sled's own flush
+//!
+//! sled 0.34.7's `flush` writes its buffers and waits for `sync_file_range`, and its data file
+//! keeps growing, so the `fdatasync` that makes a commit power-loss durable also has to commit
+//! the file system's journal (new blocks, new size) on nearly every commit: two disk waits and
+//! a metadata commit per group. The journal instead appends each group commit's bytes to a
+//! file whose blocks were written (zero-filled) beforehand, and one `fdatasync` of that file,
+//! with no metadata to commit, is the whole cost of durability. sled gets the same records in
+//! the same commit and persists them at its own pace; the journal only has to cover what sled
+//! may not have persisted yet.
+//!
+//! # Layout
+//!
+//! Two files, `journal.0` and `journal.1`, used in turns (*cycles*). A cycle starts with a
+//! file header (magic, cycle number, first position, crc) at offset 0, followed by groups:
+//! `[payload length: u32 LE][crc32c: u32 LE][first position: u64 LE][payload]`, where the
+//! payload is the group commit's encoded records (each framed with its own crc, see
+//! [`crate::codec`]) and the crc covers the first position and the payload. Bytes after the
+//! last group are zeros or an older cycle's groups, whose positions are lower: reading stops at
+//! the first group that fails its crc or does not continue the positions, which is also how a
+//! group torn by a crash (never acknowledged) is left out.
+//!
+//! # Reuse
+//!
+//! A file is reused for a new cycle only after a checkpoint (sled `flush`, then `fdatasync` of
+//! sled's data file) has made everything the journal held durable in sled too. A checkpoint
+//! happens when the current file reaches its capacity, after recovery, and on close.
+//!
+//! # Recovery
+//!
+//! At open, before the log's indexes are built, the records of both files' cycles that come
+//! after sled's last record are applied to sled, then a checkpoint makes them durable there
+//! and a new cycle starts.
+
+use std::fs::{File, OpenOptions};
+use std::ops::Range;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use crate::codec::{decode_record, frame_len};
+use crate::error::LogError;
+use crate::Position;
+
+const MAGIC: &[u8; 8] = b"HLYJRNL1";
+const FILE_HEADER_LEN: u64 = 32;
+const GROUP_HEADER_LEN: usize = 16;
+/// Files grow by zero-filled steps of this size, so block allocation (a metadata commit) is
+/// paid once per step rather than on every commit.
+const GROW_STEP: u64 = 4 << 20;
+
+/// The records the journal holds beyond what sled has: contiguous encoded records, one span
+/// per record, positions ascending from the first one after sled's last.
+#[derive(Debug, Default)]
+pub(crate) struct Tail {
+    pub(crate) encoded: Vec<u8>,
+    pub(crate) spans: Vec<(Position, Range<usize>)>,
+}
+
+/// One journal file and how far it has been written with zeros or data.
+struct JournalFile {
+    file: File,
+    len: u64,
+}
+
+pub(crate) struct Journal {
+    files: [JournalFile; 2],
+    /// Index into `files` of the cycle being written.
+    current: usize,
+    cycle: u64,
+    /// Where the next group goes in the current file.
+    offset: u64,
+    /// A new cycle starts once a group would end beyond this (a group larger than the whole
+    /// file still goes in, growing it).
+    capacity: u64,
+}
+
+/// A cycle found on disk: its number and the groups that read back intact, in order.
+struct Cycle {
+    number: u64,
+    groups: Vec<(Position, Vec<u8>)>,
+}
+
+impl Journal {
+    /// Opens (creating if needed) the journal in `dir` and returns the records it holds after
+    /// position `after` (sled's last record). Call [`Journal::start`] once they are in sled and
+    /// checkpointed.
+    pub(crate) fn open(
+        dir: &Path,
+        capacity: u64,
+        after: Position,
+    ) -> Result<(Journal, Tail), LogError> {
+        let open = |i: usize| -> std::io::Result<JournalFile> {
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(dir.join(format!("journal.{i}")))?;
+            let len = file.metadata()?.len();
+            Ok(JournalFile { file, len })
+        };
+        let files = [open(0)?, open(1)?];
+        let mut cycles: Vec<(usize, Cycle)> = Vec::new();
+        for (i, f) in files.iter().enumerate() {
+            if let Some(cycle) = read_cycle(f)? {
+                cycles.push((i, cycle));
+            }
+        }
+        cycles.sort_by_key(|(_, c)| c.number);
+        let last_cycle = cycles.last().map_or(0, |(_, c)| c.number);
+        // The new cycle goes into the file the newest cycle is not in: that file's records are
+        // the older ones, and all of both files is in sled once recovery has checkpointed.
+        let current = cycles.last().map_or(0, |(i, _)| 1 - i);
+        let mut tail = Tail::default();
+        let mut next = after + 1;
+        for (_, cycle) in cycles {
+            for (first, payload) in cycle.groups {
+                append_tail(&mut tail, &mut next, first, &payload)?;
+            }
+        }
+        Ok((
+            Journal {
+                files,
+                current,
+                cycle: last_cycle,
+                offset: 0,
+                capacity,
+            },
+            tail,
+        ))
+    }
+
+    /// Starts a new cycle in the file not written last, whose first group will hold
+    /// `first_position`. Everything the journal held must already be durable in sled.
+    pub(crate) fn start(&mut self, first_position: Position) -> std::io::Result<()> {
+        self.cycle += 1;
+        let mut header = [0u8; FILE_HEADER_LEN as usize];
+        header[..8].copy_from_slice(MAGIC);
+        header[8..16].copy_from_slice(&self.cycle.to_le_bytes());
+        header[16..24].copy_from_slice(&first_position.to_le_bytes());
+        let crc = crc32c::crc32c(&header[..24]);
+        header[24..28].copy_from_slice(&crc.to_le_bytes());
+        self.offset = 0;
+        self.write_at_offset(&header)?;
+        Ok(())
+    }
+
+    /// True when a group of `payload_len` bytes should go into a new cycle (after a
+    /// checkpoint) rather than the current file.
+    pub(crate) fn is_full_for(&self, payload_len: usize) -> bool {
+        self.offset > FILE_HEADER_LEN
+            && self.offset + (GROUP_HEADER_LEN + payload_len) as u64 > self.capacity
+    }
+
+    /// Switches to the other file for the next cycle. Everything written so far must be
+    /// durable in sled (the caller checkpoints first).
+    pub(crate) fn rotate(&mut self, first_position: Position) -> std::io::Result<()> {
+        self.current = 1 - self.current;
+        self.start(first_position)
+    }
+
+    /// Writes one group (not yet durable: see [`Journal::sync`]).
+    pub(crate) fn write(
+        &mut self,
+        first_position: Position,
+        payload: &[u8],
+    ) -> std::io::Result<()> {
+        let payload_len = u32::try_from(payload.len()).expect("a group commit is below 4 GiB");
+        let mut header = [0u8; GROUP_HEADER_LEN];
+        header[0..4].copy_from_slice(&payload_len.to_le_bytes());
+        header[4..8].copy_from_slice(&group_crc(first_position, payload).to_le_bytes());
+        header[8..16].copy_from_slice(&first_position.to_le_bytes());
+        // Two writes rather than copying a group of up to megabytes into one buffer; the
+        // fdatasync after them is what counts.
+        self.write_at_offset(&header)?;
+        self.write_at_offset(payload)
+    }
+
+    /// Makes every group written so far durable.
+    pub(crate) fn sync(&self) -> std::io::Result<()> {
+        self.files[self.current].file.sync_data()
+    }
+
+    fn write_at_offset(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        let end = self.offset + bytes.len() as u64;
+        let f = &mut self.files[self.current];
+        if end > f.len {
+            // Zero-fill ahead: writing into blocks that already exist is what keeps the
+            // commit's fdatasync free of metadata (see the module docs). The step's
+            // allocation is made durable by the same fdatasync as the group that needed it.
+            let target = end.div_ceil(GROW_STEP) * GROW_STEP;
+            let zeros =
+                vec![0u8; (1 << 20).min(usize::try_from(target - f.len).unwrap_or(1 << 20))];
+            while f.len < target {
+                let n = zeros
+                    .len()
+                    .min(usize::try_from(target - f.len).unwrap_or(usize::MAX));
+                f.file.write_all_at(&zeros[..n], f.len)?;
+                f.len += n as u64;
+            }
+        }
+        f.file.write_all_at(bytes, self.offset)?;
+        self.offset = end;
+        Ok(())
+    }
+}
+
+/// Adds the records of one group that come after `*next - 1` to the tail, checking that the
+/// journal continues the log without a gap.
+fn append_tail(
+    tail: &mut Tail,
+    next: &mut Position,
+    first: Position,
+    payload: &[u8],
+) -> Result<(), LogError> {
+    let mut offset = 0;
+    let mut position = first;
+    while offset < payload.len() {
+        let bytes = &payload[offset..];
+        let len = frame_len(bytes).map_err(|source| LogError::Corrupt { position, source })?;
+        if position == *next {
+            // The group's crc passed, so a record failing here is a bug, not a torn write.
+            let (event, _) =
+                decode_record(bytes).map_err(|source| LogError::Corrupt { position, source })?;
+            if event.envelope.position != position {
+                return Err(LogError::Layout {
+                    position,
+                    detail: format!("journal record claims position {}", event.envelope.position),
+                });
+            }
+            let start = tail.encoded.len();
+            tail.encoded.extend_from_slice(&bytes[..len]);
+            tail.spans.push((position, start..start + len));
+            *next += 1;
+        } else if position > *next {
+            return Err(LogError::Layout {
+                position: *next,
+                detail: format!(
+                    "the log ends at {} but the journal continues at {position}",
+                    *next - 1
+                ),
+            });
+        }
+        offset += len;
+        position += 1;
+    }
+    Ok(())
+}
+
+/// Reads the cycle a file holds: `None` if its header is missing or damaged (a new file, or a
+/// header torn by a crash before anything of its cycle was acknowledged).
+fn read_cycle(f: &JournalFile) -> std::io::Result<Option<Cycle>> {
+    if f.len < FILE_HEADER_LEN {
+        return Ok(None);
+    }
+    let mut header = [0u8; FILE_HEADER_LEN as usize];
+    f.file.read_exact_at(&mut header, 0)?;
+    let crc = u32::from_le_bytes(header[24..28].try_into().expect("4 bytes"));
+    if &header[..8] != MAGIC || crc != crc32c::crc32c(&header[..24]) {
+        return Ok(None);
+    }
+    let number = u64::from_le_bytes(header[8..16].try_into().expect("8 bytes"));
+    let mut expected = u64::from_le_bytes(header[16..24].try_into().expect("8 bytes"));
+    let mut groups = Vec::new();
+    let mut offset = FILE_HEADER_LEN;
+    loop {
+        if offset + GROUP_HEADER_LEN as u64 > f.len {
+            break;
+        }
+        let mut head = [0u8; GROUP_HEADER_LEN];
+        f.file.read_exact_at(&mut head, offset)?;
+        let len = u64::from(u32::from_le_bytes(head[0..4].try_into().expect("4 bytes")));
+        let crc = u32::from_le_bytes(head[4..8].try_into().expect("4 bytes"));
+        let first = u64::from_le_bytes(head[8..16].try_into().expect("8 bytes"));
+        let end = offset + GROUP_HEADER_LEN as u64 + len;
+        if len == 0 || first != expected || end > f.len {
+            break;
+        }
+        let mut payload = vec![0u8; usize::try_from(len).expect("checked against the file")];
+        f.file
+            .read_exact_at(&mut payload, offset + GROUP_HEADER_LEN as u64)?;
+        if crc != group_crc(first, &payload) {
+            break;
+        }
+        expected = first + count_records(&payload);
+        groups.push((first, payload));
+        offset = end;
+    }
+    Ok(Some(Cycle { number, groups }))
+}
+
+/// A group's crc covers its first position and its payload.
+fn group_crc(first_position: Position, payload: &[u8]) -> u32 {
+    crc32c::crc32c_append(crc32c::crc32c(&first_position.to_le_bytes()), payload)
+}
+
+/// How many records a group's payload holds (its crc passed, so the frames are whole).
+fn count_records(payload: &[u8]) -> u64 {
+    let mut offset = 0;
+    let mut n = 0;
+    while offset < payload.len() {
+        match frame_len(&payload[offset..]) {
+            Ok(len) => offset += len,
+            Err(_) => break,
+        }
+        n += 1;
+    }
+    n
+}
