@@ -112,10 +112,27 @@ fn add_shared(doc: &mut Document) {
         ];
         for (method, op) in ops {
             if let Some(op) = op {
+                op.operation_id = Some(operation_id(&method, path));
                 add_errors(op, &method, has_id);
             }
         }
     }
+}
+
+/// `get_users_id_protected_items` for `GET /api/v1/users/{id}/protected-items`: unique,
+/// as method and path are, and stable while the route is. utoipa would take the handler's
+/// name, which many modules share (`list`, `get_one`) and a rename would change.
+fn operation_id(method: &Method, path: &str) -> String {
+    let path = path.strip_prefix("/api/v1").unwrap_or(path);
+    let mut id = method.as_str().to_ascii_lowercase();
+    for word in path
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
+        id.push('_');
+        id.push_str(word);
+    }
+    id
 }
 
 fn add_errors(op: &mut Operation, method: &Method, has_id: bool) {
@@ -172,4 +189,55 @@ pub(crate) async fn serve() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/json")
         .body(json())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    #[test]
+    fn every_operation_id_is_unique() {
+        let mut seen: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for (path, item) in &document().paths.paths {
+            for (method, op) in [
+                ("GET", &item.get),
+                ("POST", &item.post),
+                ("PUT", &item.put),
+                ("PATCH", &item.patch),
+                ("DELETE", &item.delete),
+            ] {
+                if let Some(op) = op {
+                    let id = op
+                        .operation_id
+                        .as_deref()
+                        .unwrap_or_else(|| panic!("{method} {path} has no operationId"));
+                    seen.entry(id).or_default().push(format!("{method} {path}"));
+                }
+            }
+        }
+        let duplicates: Vec<_> = seen.iter().filter(|(_, ops)| ops.len() > 1).collect();
+        assert!(duplicates.is_empty(), "operationIds shared: {duplicates:?}");
+        assert!(seen.len() > 50, "only {} operations", seen.len());
+    }
+
+    #[test]
+    fn operation_ids_are_method_and_path() {
+        assert_eq!(
+            operation_id(&Method::GET, "/api/v1/users/{id}/protected-items"),
+            "get_users_id_protected_items"
+        );
+        assert_eq!(
+            operation_id(
+                &Method::POST,
+                "/api/v1/webhooks/{id}/deliveries/{delivery_id}/retry"
+            ),
+            "post_webhooks_id_deliveries_delivery_id_retry"
+        );
+        assert_eq!(
+            operation_id(&Method::GET, "/openapi.json"),
+            "get_openapi_json"
+        );
+    }
 }
