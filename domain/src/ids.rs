@@ -57,11 +57,9 @@ macro_rules! prefixed_id {
                     .strip_prefix($prefix)
                     .and_then(|rest| rest.strip_prefix('_'))
                     .ok_or(IdError::WrongPrefix { expected: $prefix })?;
-                let bad = || IdError::BadBody { prefix: $prefix };
-                if !is_canonical_ulid(body) {
-                    return Err(bad());
-                }
-                Ulid::from_string(body).map(Self).map_err(|_| bad())
+                canonical_ulid(body)
+                    .map(Self)
+                    .ok_or(IdError::BadBody { prefix: $prefix })
             }
         }
 
@@ -225,13 +223,38 @@ impl<'de, T> serde::de::Visitor<'de> for ParseVisitor<T> {
     }
 }
 
-fn is_canonical_ulid(body: &str) -> bool {
-    let bytes = body.as_bytes();
-    bytes.len() == 26
-        && bytes[0] <= b'7'
-        && bytes.iter().all(|b| {
-            matches!(b, b'0'..=b'9' | b'A'..=b'H' | b'J' | b'K' | b'M' | b'N' | b'P'..=b'T' | b'V'..=b'Z')
-        })
+/// Value of each canonical ULID digit (Crockford base32, upper case: no I, L, O or U), or
+/// [`NOT_A_DIGIT`].
+const DIGITS: [u8; 256] = {
+    let alphabet = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    let mut table = [NOT_A_DIGIT; 256];
+    let mut i = 0;
+    while i < alphabet.len() {
+        table[alphabet[i] as usize] = i as u8;
+        i += 1;
+    }
+    table
+};
+
+/// Has a bit no digit value (< 32) has.
+const NOT_A_DIGIT: u8 = 0x80;
+
+/// Decodes a canonical ULID body (26 digits of [`DIGITS`], the first at most `7` so that the
+/// value fits 128 bits) in one pass: ids are parsed for every event replayed, so this is
+/// the decoder `ulid` would run, without its separate validation pass.
+fn canonical_ulid(body: &str) -> Option<Ulid> {
+    let digits: &[u8; 26] = body.as_bytes().try_into().ok()?;
+    if digits[0] > b'7' {
+        return None;
+    }
+    let mut value = 0u128;
+    let mut seen = 0u8;
+    for &digit in digits {
+        let d = DIGITS[usize::from(digit)];
+        seen |= d;
+        value = value << 5 | u128::from(d);
+    }
+    (seen & NOT_A_DIGIT == 0).then_some(Ulid(value))
 }
 
 /// The id of whatever an event is about, for audit logs and webhook `resource_id`.
@@ -344,6 +367,21 @@ mod tests {
         fn string_order_matches_id_order(a in 0u64..(1 << 48), b in 0u64..(1 << 48), ra: u128, rb: u128) {
             let (x, y) = (VaultId::new(a, ra), VaultId::new(b, rb));
             prop_assert_eq!(x.cmp(&y), x.to_string().cmp(&y.to_string()));
+        }
+
+        /// The one-pass decoder accepts exactly the canonical spellings (upper-case Crockford
+        /// digits, the first at most `7`) and reads them as the `ulid` crate does.
+        #[test]
+        fn body_decoding_matches_the_ulid_crate(
+            body in prop_oneof!["[0-7][0-9A-HJKMNP-TV-Z]{25}", "[0-9A-Za-z]{25,27}"],
+        ) {
+            let canonical = body.len() == 26
+                && body.as_bytes()[0] <= b'7'
+                && body.bytes().all(|b| b"0123456789ABCDEFGHJKMNPQRSTVWXYZ".contains(&b));
+            let expected = canonical.then(|| Ulid::from_string(&body).ok()).flatten();
+            prop_assert_eq!(canonical_ulid(&body), expected);
+            let parsed = UserId::parse(&format!("usr_{body}")).ok().map(UserId::ulid);
+            prop_assert_eq!(parsed, expected);
         }
 
         #[test]
