@@ -11,8 +11,12 @@
 //! rather than the public [`Envelope`] so that a change to the public type cannot silently change
 //! the bytes; the golden-byte tests pin them. A later codec gets a new format byte and old
 //! records keep decoding with this one.
+//!
+//! Every read decodes envelopes, so they are decoded by hand ([`Wire`]) rather than through
+//! serde: the same bytes, read the way bincode reads them (a property test holds the two
+//! decoders to the same answers), without bincode's zero-filled buffer per string.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::error::CodecError;
 use crate::{Envelope, NewEvent, RecordedEvent};
@@ -40,21 +44,6 @@ struct EnvelopeV1Ref<'a> {
     actor: &'a str,
     correlation_id: &'a str,
     idempotency_key: Option<&'a str>,
-}
-
-/// The owned twin of [`EnvelopeV1Ref`]; serde encodes both identically.
-#[derive(Deserialize)]
-struct EnvelopeV1 {
-    position: u64,
-    stream: String,
-    stream_version: u64,
-    tenant: String,
-    type_code: u16,
-    schema_version: u16,
-    recorded_at_us: i64,
-    actor: String,
-    correlation_id: String,
-    idempotency_key: Option<String>,
 }
 
 /// Encodes one record (frame included).
@@ -169,30 +158,144 @@ pub fn decode_record(bytes: &[u8]) -> Result<(RecordedEvent, usize), CodecError>
     if format != FORMAT_BINCODE_2_0_1 {
         return Err(CodecError::UnknownFormat(format));
     }
-    let (wire, used): (EnvelopeV1, usize) =
-        bincode::serde::decode_from_slice(rest, bincode::config::standard())
-            .map_err(|e| CodecError::Envelope(e.to_string()))?;
-    let envelope = Envelope {
-        position: wire.position,
-        stream: wire.stream,
-        stream_version: wire.stream_version,
-        tenant: wire.tenant,
-        type_code: wire.type_code,
-        schema_version: wire.schema_version,
-        recorded_at_us: wire.recorded_at_us,
-        actor: wire.actor,
-        correlation_id: wire.correlation_id,
-        idempotency_key: wire.idempotency_key,
-    };
-    let payload = rest[used..].to_vec();
+    let mut wire = Wire { bytes: rest };
+    let envelope = wire
+        .envelope()
+        .map_err(|e| CodecError::Envelope(e.to_owned()))?;
+    let payload = wire.bytes.to_vec();
     Ok((RecordedEvent { envelope, payload }, total))
+}
+
+/// bincode 2.0.1's varint markers (standard config): a first byte below 251 is the value
+/// itself, these announce a little-endian u16, u32 or u64 after them.
+const VARINT_U16: u8 = 251;
+const VARINT_U32: u8 = 252;
+const VARINT_U64: u8 = 253;
+
+/// A cursor over a format-1 envelope and the payload after it. Errors are bincode's cases
+/// (end of input, an integer too wide for its field, a bad `Option` tag, invalid UTF-8),
+/// named in words.
+struct Wire<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Wire<'a> {
+    fn envelope(&mut self) -> Result<Envelope, &'static str> {
+        Ok(Envelope {
+            position: self.u64()?,
+            stream: self.string()?,
+            stream_version: self.u64()?,
+            tenant: self.string()?,
+            type_code: self.u16()?,
+            schema_version: self.u16()?,
+            recorded_at_us: self.i64()?,
+            actor: self.string()?,
+            correlation_id: self.string()?,
+            idempotency_key: match self.take(1)?[0] {
+                0 => None,
+                1 => Some(self.string()?),
+                _ => return Err("option tag is neither 0 nor 1"),
+            },
+        })
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], &'static str> {
+        if self.bytes.len() < n {
+            return Err("unexpected end of envelope");
+        }
+        let (taken, rest) = self.bytes.split_at(n);
+        self.bytes = rest;
+        Ok(taken)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], &'static str> {
+        Ok(self.take(N)?.try_into().expect("took N bytes"))
+    }
+
+    fn u64(&mut self) -> Result<u64, &'static str> {
+        match self.take(1)?[0] {
+            VARINT_U16 => Ok(u16::from_le_bytes(self.array()?).into()),
+            VARINT_U32 => Ok(u32::from_le_bytes(self.array()?).into()),
+            VARINT_U64 => Ok(u64::from_le_bytes(self.array()?)),
+            b if b < VARINT_U16 => Ok(b.into()),
+            _ => Err("integer wider than 64 bits"),
+        }
+    }
+
+    fn u16(&mut self) -> Result<u16, &'static str> {
+        match self.take(1)?[0] {
+            VARINT_U16 => Ok(u16::from_le_bytes(self.array()?)),
+            b if b < VARINT_U16 => Ok(b.into()),
+            _ => Err("integer wider than 16 bits"),
+        }
+    }
+
+    /// Zigzag: 0, -1, 1, -2, … are 0, 1, 2, 3, …
+    fn i64(&mut self) -> Result<i64, &'static str> {
+        let n = self.u64()?;
+        let magnitude = (n >> 1) as i64;
+        Ok(if n & 1 == 0 { magnitude } else { !magnitude })
+    }
+
+    fn string(&mut self) -> Result<String, &'static str> {
+        let len = usize::try_from(self.u64()?).map_err(|_| "string length overflows")?;
+        let bytes = self.take(len)?;
+        std::str::from_utf8(bytes)
+            .map(str::to_owned)
+            .map_err(|_| "string is not UTF-8")
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
+    use serde::Deserialize;
 
     use super::*;
+
+    /// The owned twin of [`EnvelopeV1Ref`], decoded by bincode through serde: the reference
+    /// [`Wire`] is held to.
+    #[derive(Deserialize)]
+    struct EnvelopeV1 {
+        position: u64,
+        stream: String,
+        stream_version: u64,
+        tenant: String,
+        type_code: u16,
+        schema_version: u16,
+        recorded_at_us: i64,
+        actor: String,
+        correlation_id: String,
+        idempotency_key: Option<String>,
+    }
+
+    /// What bincode makes of an envelope and the payload after it. The limit only keeps
+    /// bincode from allocating whatever a damaged length says (it would abort the test);
+    /// every envelope here is far below it.
+    fn reference(rest: &[u8]) -> Option<(Envelope, Vec<u8>)> {
+        let config = bincode::config::standard().with_limit::<{ 1 << 20 }>();
+        let (wire, used): (EnvelopeV1, usize) =
+            bincode::serde::decode_from_slice(rest, config).ok()?;
+        let envelope = Envelope {
+            position: wire.position,
+            stream: wire.stream,
+            stream_version: wire.stream_version,
+            tenant: wire.tenant,
+            type_code: wire.type_code,
+            schema_version: wire.schema_version,
+            recorded_at_us: wire.recorded_at_us,
+            actor: wire.actor,
+            correlation_id: wire.correlation_id,
+            idempotency_key: wire.idempotency_key,
+        };
+        Some((envelope, rest[used..].to_vec()))
+    }
+
+    fn by_hand(rest: &[u8]) -> Option<(Envelope, Vec<u8>)> {
+        let mut wire = Wire { bytes: rest };
+        let envelope = wire.envelope().ok()?;
+        Some((envelope, wire.bytes.to_vec()))
+    }
 
     fn sample() -> (Envelope, Vec<u8>) {
         let envelope = Envelope {
@@ -361,6 +464,34 @@ mod tests {
     }
 
     proptest! {
+        /// Damaged envelopes (bytes replaced, inserted or cut, including varint markers,
+        /// option tags and non-UTF-8) decode by hand exactly as bincode decodes them: the same
+        /// envelope and payload, or an error from both.
+        #[test]
+        fn hand_decoding_matches_bincode(
+            envelope in arb_envelope(),
+            payload in proptest::collection::vec(any::<u8>(), 0..40),
+            edits in proptest::collection::vec(
+                (any::<prop::sample::Index>(), prop_oneof![Just(0u8), Just(1), Just(2), 250u8..=255, any::<u8>()], 0u8..3),
+                0..4,
+            ),
+        ) {
+            let record = encode_record(&envelope, &payload);
+            let mut rest = record[FRAME_HEADER_LEN + 1..].to_vec();
+            for (at, byte, kind) in edits {
+                if rest.is_empty() {
+                    break;
+                }
+                let i = at.index(rest.len());
+                match kind {
+                    0 => rest[i] = byte,
+                    1 => rest.insert(i, byte),
+                    _ => rest.truncate(i),
+                }
+            }
+            prop_assert_eq!(by_hand(&rest), reference(&rest));
+        }
+
         #[test]
         fn roundtrip(envelope in arb_envelope(), payload in proptest::collection::vec(any::<u8>(), 0..600)) {
             let bytes = encode_record(&envelope, &payload);
