@@ -9,18 +9,18 @@ use domain::model::{self, ItemSpec};
 use domain::{DeviceId, Event, ItemId, UserId};
 use projections::ReadModels;
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use super::user_owned::{self, ListQuery, UserOwned};
 use super::users;
 use crate::auth::Scope;
 use crate::extract::{parse_id, IfMatch, Json, Query};
 use crate::idempotency::IdempotencyKey;
-use crate::paging::{Page, PageRequest};
+use crate::paging::Page;
 use crate::problem::ApiError;
 use crate::reply::Reply;
 use crate::state::AppState;
-use crate::write::Write;
 
 pub(super) fn routes(cfg: &mut ServiceConfig<'_>) {
     cfg.service(list)
@@ -44,25 +44,6 @@ pub struct ProtectedItem {
     pub settings: BTreeMap<String, String>,
     /// The owning user's version: pass as `If-Match` to PATCH only this version.
     pub version: u64,
-}
-
-impl ProtectedItem {
-    pub(super) fn from_model(
-        user: &model::User,
-        item: &model::ProtectedItem,
-        models: &ReadModels,
-    ) -> ProtectedItem {
-        let user_id = user.id.to_string();
-        ProtectedItem {
-            version: models.version(&user_id),
-            id: item.id.to_string(),
-            user_id,
-            name: item.spec.name.clone(),
-            engine: item.spec.engine.clone(),
-            owner_device_id: item.spec.owner_device.map(|d| d.to_string()),
-            settings: item.spec.settings.clone(),
-        }
-    }
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -90,54 +71,53 @@ pub struct ItemChanges {
     pub settings: Option<BTreeMap<String, String>>,
 }
 
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct ListQuery {
-    /// Page size, 1 to 1000 (default 50).
-    #[param(minimum = 1, maximum = 1000)]
-    pub limit: Option<u32>,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-}
+impl UserOwned for ProtectedItem {
+    type Id = ItemId;
+    type Model = model::ProtectedItem;
+    const NAME: &'static str = "protected item";
+    const NEW_ID: fn(u64, u128) -> ItemId = ItemId::new;
 
-fn find<'m>(
-    models: &'m ReadModels,
-    scope: &Scope,
-    id: ItemId,
-) -> Result<(&'m model::User, &'m model::ProtectedItem), ApiError> {
-    models
-        .item(scope.read(), id)
-        .ok_or_else(|| ApiError::NotFound(format!("protected item {id} not found")))
+    fn lookup(
+        models: &ReadModels,
+        scope: projections::Scope,
+        id: ItemId,
+    ) -> Option<(&model::User, &model::ProtectedItem)> {
+        models.item(scope, id)
+    }
+
+    fn of(user: &model::User) -> &BTreeMap<ItemId, model::ProtectedItem> {
+        &user.items
+    }
+
+    fn from_model(
+        user: &model::User,
+        item: &model::ProtectedItem,
+        models: &ReadModels,
+    ) -> ProtectedItem {
+        let user_id = user.id.to_string();
+        ProtectedItem {
+            version: models.version(&user_id),
+            id: item.id.to_string(),
+            user_id,
+            name: item.spec.name.clone(),
+            engine: item.spec.engine.clone(),
+            owner_device_id: item.spec.owner_device.map(|d| d.to_string()),
+            settings: item.spec.settings.clone(),
+        }
+    }
+
+    fn created(event: &Event) -> Option<ItemId> {
+        match event {
+            Event::ItemCreated(e) => Some(e.item_id),
+            Event::ItemDuplicated(e) => Some(e.item_id),
+            _ => None,
+        }
+    }
 }
 
 fn parse_device(raw: Option<&str>) -> Result<Option<DeviceId>, ApiError> {
     raw.map(|d| parse_id::<DeviceId>("owner_device_id", d))
         .transpose()
-}
-
-/// Answers with the item `id` as the read models have it now.
-fn reply_with(
-    state: &AppState,
-    scope: &Scope,
-    id: ItemId,
-    ok: fn(&ProtectedItem) -> Reply,
-) -> Result<Reply, ApiError> {
-    let models = state.read_models.read();
-    let (user, item) = find(&models, scope, id)?;
-    Ok(ok(&ProtectedItem::from_model(user, item, &models)))
-}
-
-/// The created item's id: from the events, which for a replayed key are the first attempt's.
-fn created_id(events: &[Event], fallback: ItemId) -> ItemId {
-    events
-        .iter()
-        .find_map(|e| match e {
-            Event::ItemCreated(e) => Some(e.item_id),
-            Event::ItemDuplicated(e) => Some(e.item_id),
-            _ => None,
-        })
-        .unwrap_or(fallback)
 }
 
 /// List a user's protected items, by id.
@@ -155,23 +135,7 @@ async fn list(
     Query(q): Query<ListQuery>,
 ) -> Result<Reply, ApiError> {
     let id = parse_id::<UserId>("id", &id)?;
-    let page = PageRequest::<ItemId>::new(q.limit, q.cursor.as_deref())?;
-    let models = state.read_models.read();
-    let user = users::find(&models, &scope, id)?;
-    let from = page
-        .after
-        .map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
-    let rows: Vec<&model::ProtectedItem> = user
-        .items
-        .range((from, std::ops::Bound::Unbounded))
-        .map(|(_, item)| item)
-        .take(page.fetch())
-        .collect();
-    Ok(Reply::ok(&page.page(
-        rows,
-        |i| i.id,
-        |i| ProtectedItem::from_model(user, i, &models),
-    )))
+    user_owned::list::<ProtectedItem>(&state, &scope, id, q)
 }
 
 /// Create a protected item for a user.
@@ -201,23 +165,10 @@ async fn create(
         owner_device: parse_device(body.owner_device_id.as_deref())?,
         settings: body.settings,
     };
-    let (state, scope) = (&state, &scope);
-    key.run(&state.idempotency, scope, move |key| async move {
-        let item_id = state.new_id(ItemId::new);
-        let written = Write::new(state, scope)
-            .idempotent(&key)
-            .execute(CreateItem {
-                item_id,
-                user_id,
-                spec,
-            })
-            .await?;
-        reply_with(
-            state,
-            scope,
-            created_id(&written.events, item_id),
-            Reply::created::<ProtectedItem>,
-        )
+    user_owned::create::<ProtectedItem, _>(&state, &scope, key, |item_id| CreateItem {
+        item_id,
+        user_id,
+        spec,
     })
     .await
 }
@@ -236,7 +187,7 @@ async fn get_one(
     id: web::Path<String>,
 ) -> Result<Reply, ApiError> {
     let id = parse_id::<ItemId>("id", &id)?;
-    reply_with(&state, &scope, id, Reply::ok::<ProtectedItem>)
+    user_owned::reply(&state, &scope, id, Reply::ok::<ProtectedItem>)
 }
 
 /// Change a protected item.
@@ -259,24 +210,21 @@ async fn update(
     Json(body): Json<ItemChanges>,
 ) -> Result<Reply, ApiError> {
     let id = parse_id::<ItemId>("id", &id)?;
-    let user_id = find(&state.read_models.read(), &scope, id)?.0.id;
-    let owner_device = body
-        .owner_device_id
-        .map(|d| parse_device(d.as_deref()))
-        .transpose()?;
-    Write::new(&state, &scope)
-        .if_match(if_match, user_id)
-        .execute(UpdateItem {
+    user_owned::update::<ProtectedItem, _>(&state, &scope, id, if_match, || {
+        Ok(UpdateItem {
             item_id: id,
             patch: ItemPatch {
                 name: body.name,
                 engine: body.engine,
-                owner_device,
+                owner_device: body
+                    .owner_device_id
+                    .map(|d| parse_device(d.as_deref()))
+                    .transpose()?,
                 settings: body.settings,
             },
         })
-        .await?;
-    reply_with(&state, &scope, id, Reply::ok::<ProtectedItem>)
+    })
+    .await
 }
 
 /// Remove a protected item. Refused (409) while a schedule uses it.
@@ -293,11 +241,7 @@ async fn remove(
     id: web::Path<String>,
 ) -> Result<Reply, ApiError> {
     let id = parse_id::<ItemId>("id", &id)?;
-    find(&state.read_models.read(), &scope, id)?;
-    Write::new(&state, &scope)
-        .execute(RemoveItem { item_id: id })
-        .await?;
-    Ok(Reply::no_content())
+    user_owned::remove::<ProtectedItem>(&state, &scope, id, RemoveItem { item_id: id }).await
 }
 
 /// Copy a protected item for the same user: a new id, the name with " (copy)" appended.
@@ -318,23 +262,10 @@ async fn duplicate(
     key: IdempotencyKey,
 ) -> Result<Reply, ApiError> {
     let item_id = parse_id::<ItemId>("id", &id)?;
-    find(&state.read_models.read(), &scope, item_id)?;
-    let (state, scope) = (&state, &scope);
-    key.run(&state.idempotency, scope, move |key| async move {
-        let new_item_id = state.new_id(ItemId::new);
-        let written = Write::new(state, scope)
-            .idempotent(&key)
-            .execute(DuplicateItem {
-                item_id,
-                new_item_id,
-            })
-            .await?;
-        reply_with(
-            state,
-            scope,
-            created_id(&written.events, new_item_id),
-            Reply::created::<ProtectedItem>,
-        )
+    user_owned::find::<ProtectedItem>(&state.read_models.read(), &scope, item_id)?;
+    user_owned::create::<ProtectedItem, _>(&state, &scope, key, |new_item_id| DuplicateItem {
+        item_id,
+        new_item_id,
     })
     .await
 }

@@ -32,7 +32,10 @@
 //! 7. DTOs: responses carry `version: models.version(&id.to_string())` (the aggregate stream's
 //!    version, for `If-Match`); requests are `deny_unknown_fields`; nullable PATCH fields are
 //!    `Option<Option<T>>` with [`crate::extract::present`]. Domain types are never serialized.
-//! 8. Tests in `tests/it/<group>.rs` with the helpers: `TestServer::start()`, `app.root()`,
+//! 8. Objects a user owns, kept in the user's stream (protected items, vaults): implement
+//!    [`user_owned::UserOwned`] for the response type and let its functions do the list,
+//!    find, create, change and remove; the handlers keep their routes and documentation.
+//! 9. Tests in `tests/it/<group>.rs` with the helpers: `TestServer::start()`, `app.root()`,
 //!    `app.tenant_with_admin(&root, "acme")`, `client.get/post/patch/put/delete`,
 //!    `res.problem(404)`, `res.error_fields()`, and `app.head()` to show nothing was appended.
 
@@ -52,6 +55,7 @@ mod search;
 mod server;
 mod stream;
 mod tenants;
+mod user_owned;
 mod users;
 mod vaults;
 mod webhooks;

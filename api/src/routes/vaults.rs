@@ -2,20 +2,23 @@
 //! stream (`version` is the user's). `replace-address` rewrites the address of every vault
 //! in the caller's scope that contains a string, in one command, or just lists them.
 
+use std::collections::BTreeMap;
+
 use actix_web::{delete, get, patch, post, web};
 use domain::commands::{CreateVault, RemoveVault, ReplaceVaultAddress, UpdateVault, VaultPatch};
 use domain::model::{self, VaultSpec};
 use domain::{Event, UserId, VaultId};
 use projections::ReadModels;
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use super::user_owned::{self, ListQuery, UserOwned};
 use super::users;
 use crate::auth::Scope;
 use crate::extract::{parse_id, IfMatch, Json, Query};
 use crate::idempotency::IdempotencyKey;
-use crate::paging::{Page, PageRequest};
+use crate::paging::Page;
 use crate::problem::ApiError;
 use crate::reply::Reply;
 use crate::state::AppState;
@@ -47,12 +50,25 @@ pub struct Vault {
     pub version: u64,
 }
 
-impl Vault {
-    pub(super) fn from_model(
-        user: &model::User,
-        vault: &model::Vault,
+impl UserOwned for Vault {
+    type Id = VaultId;
+    type Model = model::Vault;
+    const NAME: &'static str = "vault";
+    const NEW_ID: fn(u64, u128) -> VaultId = VaultId::new;
+
+    fn lookup(
         models: &ReadModels,
-    ) -> Vault {
+        scope: projections::Scope,
+        id: VaultId,
+    ) -> Option<(&model::User, &model::Vault)> {
+        models.vault(scope, id)
+    }
+
+    fn of(user: &model::User) -> &BTreeMap<VaultId, model::Vault> {
+        &user.vaults
+    }
+
+    fn from_model(user: &model::User, vault: &model::Vault, models: &ReadModels) -> Vault {
         let user_id = user.id.to_string();
         Vault {
             version: models.version(&user_id),
@@ -63,6 +79,13 @@ impl Vault {
             address: vault.spec.address.clone(),
             bucket: vault.spec.bucket.clone(),
             quota_bytes: vault.spec.quota_bytes,
+        }
+    }
+
+    fn created(event: &Event) -> Option<VaultId> {
+        match event {
+            Event::VaultCreated(e) => Some(e.vault_id),
+            _ => None,
         }
     }
 }
@@ -124,38 +147,6 @@ pub struct AddressMatches {
     pub matches: Vec<AddressMatch>,
 }
 
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct ListQuery {
-    /// Page size, 1 to 1000 (default 50).
-    #[param(minimum = 1, maximum = 1000)]
-    pub limit: Option<u32>,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-}
-
-fn find<'m>(
-    models: &'m ReadModels,
-    scope: &Scope,
-    id: VaultId,
-) -> Result<(&'m model::User, &'m model::Vault), ApiError> {
-    models
-        .vault(scope.read(), id)
-        .ok_or_else(|| ApiError::NotFound(format!("vault {id} not found")))
-}
-
-fn reply_with(
-    state: &AppState,
-    scope: &Scope,
-    id: VaultId,
-    ok: fn(&Vault) -> Reply,
-) -> Result<Reply, ApiError> {
-    let models = state.read_models.read();
-    let (user, vault) = find(&models, scope, id)?;
-    Ok(ok(&Vault::from_model(user, vault, &models)))
-}
-
 /// List a user's vaults, by id.
 #[utoipa::path(
     tag = "vaults",
@@ -171,23 +162,7 @@ async fn list(
     Query(q): Query<ListQuery>,
 ) -> Result<Reply, ApiError> {
     let id = parse_id::<UserId>("id", &id)?;
-    let page = PageRequest::<VaultId>::new(q.limit, q.cursor.as_deref())?;
-    let models = state.read_models.read();
-    let user = users::find(&models, &scope, id)?;
-    let from = page
-        .after
-        .map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
-    let rows: Vec<&model::Vault> = user
-        .vaults
-        .range((from, std::ops::Bound::Unbounded))
-        .map(|(_, vault)| vault)
-        .take(page.fetch())
-        .collect();
-    Ok(Reply::ok(&page.page(
-        rows,
-        |v| v.id,
-        |v| Vault::from_model(user, v, &models),
-    )))
+    user_owned::list::<Vault>(&state, &scope, id, q)
 }
 
 /// Create a vault for a user.
@@ -218,26 +193,10 @@ async fn create(
         bucket: body.bucket,
         quota_bytes: body.quota_bytes,
     };
-    let (state, scope) = (&state, &scope);
-    key.run(&state.idempotency, scope, move |key| async move {
-        let vault_id = state.new_id(VaultId::new);
-        let written = Write::new(state, scope)
-            .idempotent(&key)
-            .execute(CreateVault {
-                vault_id,
-                user_id,
-                spec,
-            })
-            .await?;
-        let id = written
-            .events
-            .iter()
-            .find_map(|e| match e {
-                Event::VaultCreated(e) => Some(e.vault_id),
-                _ => None,
-            })
-            .unwrap_or(vault_id);
-        reply_with(state, scope, id, Reply::created::<Vault>)
+    user_owned::create::<Vault, _>(&state, &scope, key, |vault_id| CreateVault {
+        vault_id,
+        user_id,
+        spec,
     })
     .await
 }
@@ -256,7 +215,7 @@ async fn get_one(
     id: web::Path<String>,
 ) -> Result<Reply, ApiError> {
     let id = parse_id::<VaultId>("id", &id)?;
-    reply_with(&state, &scope, id, Reply::ok::<Vault>)
+    user_owned::reply(&state, &scope, id, Reply::ok::<Vault>)
 }
 
 /// Change a vault.
@@ -279,10 +238,8 @@ async fn update(
     Json(body): Json<VaultChanges>,
 ) -> Result<Reply, ApiError> {
     let id = parse_id::<VaultId>("id", &id)?;
-    let user_id = find(&state.read_models.read(), &scope, id)?.0.id;
-    Write::new(&state, &scope)
-        .if_match(if_match, user_id)
-        .execute(UpdateVault {
+    user_owned::update::<Vault, _>(&state, &scope, id, if_match, || {
+        Ok(UpdateVault {
             vault_id: id,
             patch: VaultPatch {
                 name: body.name,
@@ -292,8 +249,8 @@ async fn update(
                 quota_bytes: body.quota_bytes,
             },
         })
-        .await?;
-    reply_with(&state, &scope, id, Reply::ok::<Vault>)
+    })
+    .await
 }
 
 /// Remove a vault. Refused (409) while a schedule uses it.
@@ -310,11 +267,7 @@ async fn remove(
     id: web::Path<String>,
 ) -> Result<Reply, ApiError> {
     let id = parse_id::<VaultId>("id", &id)?;
-    find(&state.read_models.read(), &scope, id)?;
-    Write::new(&state, &scope)
-        .execute(RemoveVault { vault_id: id })
-        .await?;
-    Ok(Reply::no_content())
+    user_owned::remove::<Vault>(&state, &scope, id, RemoveVault { vault_id: id }).await
 }
 
 /// Replace part of the address of every vault in the caller's scope whose address contains
