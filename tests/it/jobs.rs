@@ -8,7 +8,7 @@ use fixtures::fleet::{Agent, Behavior};
 use serde_json::{json, Value};
 
 use crate::agent::{device, is_online, online, until, user};
-use crate::helpers::{Client, TestServer};
+use crate::helpers::{Client, Res, TestServer};
 
 async fn job(admin: &Client, id: &str) -> Value {
     let res = admin.get(&format!("/api/v1/jobs/{id}")).await;
@@ -224,4 +224,152 @@ async fn a_killed_device_leaves_its_job_abandoned_after_the_grace_period_and_rev
     })
     .await;
     assert_eq!(job(&admin, &id).await["total_bytes"], 77);
+}
+
+/// The ids of a list or search page.
+fn page_ids(res: &Res) -> Vec<String> {
+    assert_eq!(res.status, 200, "{}", res.text);
+    res.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Every page of `GET /jobs?{query}`, two jobs a page, following `next_cursor`.
+async fn list_all(admin: &Client, query: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let res = admin
+            .get(&format!("/api/v1/jobs?limit=2&{query}{cursor}"))
+            .await;
+        ids.extend(page_ids(&res));
+        match res.body["next_cursor"].as_str() {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => return ids,
+        }
+    }
+}
+
+/// Every page of `POST /jobs/search` with `filter`, oldest first, two jobs a page.
+async fn search_all(admin: &Client, filter: Value) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut body = json!({"filter": filter, "sort": "start_time:asc", "limit": 2});
+    loop {
+        let res = admin.post("/api/v1/jobs/search", body.clone()).await;
+        ids.extend(page_ids(&res));
+        match res.body["next_cursor"].as_str() {
+            Some(next) => body["cursor"] = json!(next),
+            None => return ids,
+        }
+    }
+}
+
+/// `GET /jobs?q=` is a job search by start time: page for page, the same jobs as
+/// `POST /jobs/search` with the same filter in its JSON form, also with the list's own
+/// parameters added as rules.
+#[tokio::test]
+async fn the_list_with_q_pages_like_a_search_with_the_same_filter() {
+    let app = TestServer::start().await;
+    let root = app.root().await;
+    let (_, admin) = app.tenant_with_admin(&root, "listq").await;
+    // The other tenant's jobs must not show up in either.
+    let (_, other) = app.tenant_with_admin(&root, "listq-other").await;
+    let mut reporters = Vec::new();
+    for (tenant_admin, username) in [
+        (&admin, "qa-alice"),
+        (&admin, "qa-bob"),
+        (&other, "qa-alicia"),
+    ] {
+        let user_id = user(tenant_admin, username, None).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let creds = device(&app, username, "laptop").await;
+        let mut client = app.anonymous();
+        client.token = Some(creds.device_token.clone());
+        reporters.push((user_id, client));
+    }
+    // Start times repeat, so ties are broken by id; the last job of each device runs on.
+    let statuses = [5000, 7002, 5000, 7001, 5000, 0];
+    let starts = [0, 60, 60, 120, 240, 240];
+    for (_, device) in &reporters {
+        for (status, start) in statuses.iter().zip(starts) {
+            let started_at = chrono::DateTime::from_timestamp(1_767_225_600 + start, 0).unwrap();
+            let res = device
+                .post(
+                    "/api/v1/agent/jobs",
+                    json!({"classification": 4001, "started_at": started_at.to_rfc3339()}),
+                )
+                .await;
+            assert_eq!(res.status, 201, "{}", res.text);
+            if *status == 0 {
+                continue;
+            }
+            let job = res.body["job_id"].as_str().unwrap();
+            let ended_at = started_at + chrono::Duration::seconds(30);
+            let res = device
+                .post(
+                    &format!("/api/v1/agent/jobs/{job}/finish"),
+                    json!({"status": status, "ended_at": ended_at.to_rfc3339()}),
+                )
+                .await;
+            assert_eq!(res.status, 204, "{}", res.text);
+        }
+    }
+    let alice = &reporters[0].0;
+    let everything = list_all(&admin, "").await;
+    assert_eq!(everything.len(), 12);
+    assert_eq!(everything, search_all(&admin, Value::Null).await);
+
+    let rule =
+        |field: &str, op: &str, value: Value| json!({"field": field, "op": op, "value": value});
+    let cases = [
+        ("status = 5000", rule("status", "int_eq", json!(5000)), 6),
+        (
+            r#"username ~* "ALI" and not (running is true)"#,
+            json!({"and": [
+                rule("username", "str_contains_ci", json!("ALI")),
+                {"not_and": [rule("running", "bool_is", json!(true))]},
+            ]}),
+            5,
+        ),
+        (
+            "start_time >= 1767225660 and (status = 7002 or running is true)",
+            json!({"and": [
+                rule("start_time", "int_gte", json!(1_767_225_660)),
+                {"or": [rule("status", "int_eq", json!(7002)), rule("running", "bool_is", json!(true))]},
+            ]}),
+            4,
+        ),
+    ];
+    for (text, filter, expected) in cases {
+        let q = format!("q={}", urlencode(text));
+        let listed = list_all(&admin, &q).await;
+        assert_eq!(listed.len(), expected, "{text}: {listed:?}");
+        assert_eq!(listed, search_all(&admin, filter.clone()).await, "{text}");
+        // The list's own parameters are rules of the same search.
+        let listed = list_all(&admin, &format!("user_id={alice}&{q}")).await;
+        let both = json!({"and": [rule("user_id", "str_eq", json!(alice)), filter]});
+        assert_eq!(listed, search_all(&admin, both).await, "{text} for alice");
+        assert!(!listed.is_empty(), "{text}");
+    }
+    // A search's cursor carries its sort: newest first does not continue the list.
+    let res = admin.post("/api/v1/jobs/search", json!({"limit": 1})).await;
+    let cursor = res.body["next_cursor"].as_str().unwrap();
+    let res = admin.get(&format!("/api/v1/jobs?cursor={cursor}")).await;
+    res.problem(400);
+    assert_eq!(res.error_fields(), ["cursor"], "{}", res.text);
+    app.stop().await;
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use actix_web::{get, post, web};
 use chrono::{DateTime, NaiveDate, Utc};
-use domain::filter::{Filter, JobField, JobView};
+use domain::filter::{Filter, JobField};
 use domain::model::{self, JobStatus};
 use domain::UserId;
 use projections::query::{Cursor, JobQuery, JobSort, QueryError};
@@ -117,21 +117,19 @@ pub(super) fn text_filter(q: Option<&str>) -> Result<Option<Filter<JobField>>, A
     .transpose()
 }
 
-/// Whether `job` passes `filter` at `now`, its owner's username looked up in `scope`.
-pub(super) fn job_matches(
-    models: &ReadModels,
-    scope: ReadScope,
-    filter: &Filter<JobField>,
-    job: &model::Job,
-    now: i64,
-) -> bool {
-    let username = models
-        .user(scope, job.user)
-        .map(|u| u.spec.username.as_str());
-    filter.matches(&JobView { job, username }, now)
+/// A page size: 1 to 1000, 50 if left out.
+pub(super) fn page_limit(limit: Option<u32>) -> Result<usize, ApiError> {
+    let limit = limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::invalid(
+            "limit",
+            format!("must be 1 to {MAX_LIMIT}"),
+        ));
+    }
+    Ok(limit as usize)
 }
 
-fn query_error(e: QueryError) -> ApiError {
+pub(super) fn query_error(e: QueryError) -> ApiError {
     match e {
         QueryError::BadSort(_) => ApiError::invalid("sort", e.to_string()),
         QueryError::BadCursor | QueryError::CursorSortMismatch { .. } => {
@@ -158,13 +156,7 @@ async fn search(
         Some(s) => s.parse().map_err(query_error)?,
         None => JobSort::default(),
     };
-    let limit = body.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::invalid(
-            "limit",
-            format!("must be 1 to {MAX_LIMIT}"),
-        ));
-    }
+    let limit = page_limit(body.limit)?;
     let cursor = body
         .cursor
         .as_deref()
@@ -179,7 +171,7 @@ async fn search(
             &JobQuery {
                 filter: &filter,
                 sort,
-                limit: limit as usize,
+                limit,
                 cursor: cursor.as_ref(),
                 now,
             },

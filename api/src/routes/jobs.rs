@@ -1,23 +1,27 @@
 //! `/jobs`: job history with simple filters, one job, its log, and the two things an admin
-//! can do to a running job: cancel it (a command to its device) or mark it abandoned.
+//! can do to a running job: cancel it (a command to its device) or mark it abandoned. The
+//! list is a job search (`ReadModels::search_jobs`, as `POST /jobs/search`) by start time,
+//! its parameters and `q` one filter, so the search planner picks the index.
 
 use actix_web::{get, post, web};
 use chrono::{DateTime, Utc};
 use domain::commands::AbandonJob;
+use domain::filter::{Case, Filter, IntOp, JobField, Needle, Rule, StrOp, Test};
 use domain::model::{self, JobStatus};
 use domain::{DeviceId, Event, JobId, UserId};
+use projections::query::{Cursor, Direction, JobQuery, JobSort, SortKey};
 use projections::ReadModels;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::devices::{offline, time};
-use super::job_search::{job_matches, text_filter};
+use super::job_search::{page_limit, query_error, text_filter};
 use crate::agent::reports::Severity;
 use crate::agent::DeviceCommand;
 use crate::auth::Scope;
 use crate::extract::{parse_id, Query};
-use crate::paging::{Page, PageRequest};
+use crate::paging::Page;
 use crate::problem::ApiError;
 use crate::reply::Reply;
 use crate::state::AppState;
@@ -140,54 +144,75 @@ async fn list(
     scope: Scope,
     Query(q): Query<ListQuery>,
 ) -> Result<Reply, ApiError> {
-    let page = PageRequest::<JobId>::new(q.limit, q.cursor.as_deref())?;
-    let status = q
-        .status
-        .map(|code| {
-            JobStatus::from_code(code)
-                .ok_or_else(|| ApiError::invalid("status", format!("unknown status code {code}")))
-        })
-        .transpose()?;
-    let user = q
-        .user_id
+    let limit = page_limit(q.limit)?;
+    let cursor = q
+        .cursor
         .as_deref()
-        .map(|u| parse_id::<UserId>("user_id", u))
-        .transpose()?;
-    let device = q
-        .device_id
-        .as_deref()
-        .map(|d| parse_id::<DeviceId>("device_id", d))
-        .transpose()?;
-    let filter = text_filter(q.q.as_deref())?;
-    let now = state.now_secs();
-    let mut from = q.from.map_or(i64::MIN, |t| t.timestamp());
-    let to = q.to.map_or(i64::MAX, |t| t.timestamp());
+        .map(Cursor::decode)
+        .transpose()
+        .map_err(query_error)?;
+    let filter = list_filter(&q)?;
     let models = state.read_models.read();
-    // The cursor is the last job of the previous page: resume at its start time, after it.
-    let after = match page.after {
-        Some(id) => {
-            let job = models
-                .job(scope.read(), id)
-                .ok_or_else(|| ApiError::invalid("cursor", "is not a cursor from this list"))?;
-            from = from.max(job.started_at);
-            Some((job.started_at, id))
-        }
-        None => None,
-    };
-    let rows: Vec<&model::Job> = models
-        .jobs_started_between(scope.read(), from, to)
-        .filter(|j| after.is_none_or(|a| (j.started_at, j.id) > a))
-        .filter(|j| status.is_none_or(|s| j.status == s))
-        .filter(|j| user.is_none_or(|u| j.user == u))
-        .filter(|j| device.is_none_or(|d| j.device == Some(d)))
-        .filter(|j| {
-            filter
-                .as_ref()
-                .is_none_or(|f| job_matches(&models, scope.read(), f, j, now))
-        })
-        .take(page.fetch())
-        .collect();
-    Ok(Reply::ok(&page.page(rows, |j| j.id, Job::from)))
+    let page = models
+        .search_jobs(
+            scope.read(),
+            &JobQuery {
+                filter: &filter,
+                sort: JobSort {
+                    key: SortKey::StartTime,
+                    direction: Direction::Asc,
+                },
+                limit,
+                cursor: cursor.as_ref(),
+                now: state.now_secs(),
+            },
+        )
+        .map_err(query_error)?;
+    Ok(Reply::ok(&Page {
+        items: page.jobs.into_iter().map(Job::from).collect(),
+        next_cursor: page.next_cursor.map(|c| c.encode()),
+    }))
+}
+
+/// The list's parameters and `q` as one filter: all of them must hold.
+fn list_filter(q: &ListQuery) -> Result<Filter<JobField>, ApiError> {
+    let mut all = Vec::new();
+    if let Some(code) = q.status {
+        JobStatus::from_code(code)
+            .ok_or_else(|| ApiError::invalid("status", format!("unknown status code {code}")))?;
+        all.push(rule(JobField::Status, Test::Int(IntOp::Eq, code.into())));
+    }
+    if let Some(user) = q.user_id.as_deref() {
+        let user = parse_id::<UserId>("user_id", user)?;
+        all.push(rule(JobField::UserId, id_is(user)));
+    }
+    if let Some(device) = q.device_id.as_deref() {
+        let device = parse_id::<DeviceId>("device_id", device)?;
+        all.push(rule(JobField::DeviceId, id_is(device)));
+    }
+    if let Some(from) = q.from {
+        all.push(rule(
+            JobField::StartTime,
+            Test::Int(IntOp::Gte, from.timestamp()),
+        ));
+    }
+    if let Some(to) = q.to {
+        all.push(rule(
+            JobField::StartTime,
+            Test::Int(IntOp::Lt, to.timestamp()),
+        ));
+    }
+    all.extend(text_filter(q.q.as_deref())?);
+    Ok(Filter::And(all))
+}
+
+fn rule(field: JobField, test: Test) -> Filter<JobField> {
+    Filter::Rule(Rule::new(field, test).expect("each list parameter's test fits its field"))
+}
+
+/// Equal to `id` as the job's field prints it (ids print canonically).
+fn id_is(id: impl ToString) -> Test {
+    Test::Str(StrOp::Eq, Case::Sensitive, Needle::new(id.to_string()))
 }
 
 /// Get a job.
