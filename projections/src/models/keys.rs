@@ -32,6 +32,11 @@ pub(crate) struct JobKeys {
     /// Sorted, disjoint, each non-empty and at most [`CHUNK`] long.
     chunks: Vec<Vec<JobKey>>,
     len: usize,
+    /// The greatest key and the last chunk's length, copied here: a set is mostly reached
+    /// through a map of many (a user's posting list), so its chunks are rarely in cache, and
+    /// with these an insert after everything reads only this struct before it writes.
+    greatest: Option<JobKey>,
+    tail_len: usize,
 }
 
 impl JobKeys {
@@ -48,27 +53,26 @@ impl JobKeys {
     }
 
     pub(crate) fn last(&self) -> Option<&JobKey> {
-        self.chunks.last().and_then(|c| c.last())
+        self.greatest.as_ref()
     }
 
     /// Adds `key`; `false` if it was there already.
     pub(crate) fn insert(&mut self, key: JobKey) -> bool {
-        let after_all = match self.chunks.last_mut() {
-            None => true,
-            Some(last) => {
-                let tail = last.last().expect("chunks are never empty");
-                if key > *tail && last.len() < CHUNK {
-                    last.push(key);
-                    self.len += 1;
-                    return true;
+        if self.greatest.is_none_or(|greatest| key > greatest) {
+            match self.chunks.last_mut() {
+                Some(last) if self.tail_len < CHUNK => last.push(key),
+                _ => {
+                    // A set's first chunk grows as needed (most posting lists stay short); a
+                    // chunk after a full one will most likely fill too.
+                    let capacity = if self.chunks.is_empty() { 4 } else { CHUNK };
+                    let mut chunk = Vec::with_capacity(capacity);
+                    chunk.push(key);
+                    self.chunks.push(chunk);
+                    self.tail_len = 0;
                 }
-                key > *tail
             }
-        };
-        if after_all {
-            let mut chunk = Vec::with_capacity(CHUNK);
-            chunk.push(key);
-            self.chunks.push(chunk);
+            self.tail_len += 1;
+            self.greatest = Some(key);
             self.len += 1;
             return true;
         }
@@ -84,6 +88,7 @@ impl JobKeys {
             self.chunks.insert(c + 1, upper);
         }
         self.len += 1;
+        self.sync_tail();
         true
     }
 
@@ -101,7 +106,14 @@ impl JobKeys {
             self.chunks.remove(c);
         }
         self.len -= 1;
+        self.sync_tail();
         true
+    }
+
+    /// Copies the last chunk's length and greatest key into the struct (see `greatest`).
+    fn sync_tail(&mut self) {
+        self.tail_len = self.chunks.last().map_or(0, Vec::len);
+        self.greatest = self.chunks.last().and_then(|c| c.last()).copied();
     }
 
     /// Every key, in order.
@@ -169,10 +181,14 @@ impl JobKeys {
             keys.sort_unstable();
             keys.dedup();
         }
-        JobKeys {
+        let mut set = JobKeys {
             len: keys.len(),
             chunks: keys.chunks(CHUNK).map(<[JobKey]>::to_vec).collect(),
-        }
+            greatest: None,
+            tail_len: 0,
+        };
+        set.sync_tail();
+        set
     }
 }
 

@@ -77,6 +77,7 @@ proptest! {
         prop_assert_eq!(keys.first(), model.first());
         prop_assert_eq!(keys.last(), model.last());
         prop_assert!(keys.chunks.iter().all(|c| !c.is_empty() && c.len() <= CHUNK));
+        prop_assert_eq!(keys.tail_len, keys.chunks.last().map_or(0, Vec::len));
         prop_assert!(keys.iter().eq(model.iter()));
         prop_assert!(keys.iter().rev().eq(model.iter().rev()));
         for (lo, hi) in ranges {
@@ -120,4 +121,6 @@ fn encodes_like_a_btree_set() {
         back.chunks.len() < keys.chunks.len(),
         "loaded keys are packed"
     );
+    assert_eq!(back.last(), model.last());
+    assert_eq!(back.tail_len, back.chunks.last().map_or(0, Vec::len));
 }
