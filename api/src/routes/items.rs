@@ -12,8 +12,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::user_owned::{self, ListQuery, UserOwned};
+use super::user_owned::{self, UserOwned};
 use super::users;
+use super::PageQuery;
 use crate::auth::Scope;
 use crate::extract::{parse_id, IfMatch, Json, Query};
 use crate::idempotency::IdempotencyKey;
@@ -123,7 +124,7 @@ fn parse_device(raw: Option<&str>) -> Result<Option<DeviceId>, ApiError> {
 /// List a user's protected items, by id.
 #[utoipa::path(
     tag = "protected items",
-    params(("id" = String, Path, description = "`usr_…`"), ListQuery),
+    params(("id" = String, Path, description = "`usr_…`"), PageQuery),
     responses((status = 200, description = "A page of the user's protected items.", body = Page<ProtectedItem>)),
     security(("bearer" = []))
 )]
@@ -132,7 +133,7 @@ async fn list(
     state: web::Data<AppState>,
     scope: Scope,
     id: web::Path<String>,
-    Query(q): Query<ListQuery>,
+    Query(q): Query<PageQuery>,
 ) -> Result<Reply, ApiError> {
     let id = parse_id::<UserId>("id", &id)?;
     user_owned::list::<ProtectedItem>(&state, &scope, id, q)

@@ -61,7 +61,21 @@ mod vaults;
 mod webhooks;
 
 use actix_web::dev::{ServiceFactory, ServiceRequest};
+use serde::Deserialize;
+use utoipa::IntoParams;
 use utoipa_actix_web::scope::Scope as DocScope;
+
+/// The query of a list that takes nothing but paging.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// Page size, 1 to 1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
 
 /// Every `/api/v1` route.
 pub(crate) fn scope() -> DocScope<

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::users;
+use super::{users, PageQuery};
 use crate::auth::Scope;
 use crate::extract::{parse_id, IfMatch, Json, Query};
 use crate::idempotency::IdempotencyKey;
@@ -241,17 +241,6 @@ pub struct ScheduleChanges {
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-pub struct ListQuery {
-    /// Page size, 1 to 1000 (default 50).
-    #[param(minimum = 1, maximum = 1000)]
-    pub limit: Option<u32>,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-}
-
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
 pub struct UpcomingQuery {
     /// How many runs, 1 to 1000 (default 10).
     #[param(minimum = 1, maximum = 1000)]
@@ -298,7 +287,7 @@ fn reply_with(
 /// List a user's schedules, by id.
 #[utoipa::path(
     tag = "schedules",
-    params(("id" = String, Path, description = "`usr_…`"), ListQuery),
+    params(("id" = String, Path, description = "`usr_…`"), PageQuery),
     responses((status = 200, description = "A page of the user's schedules.", body = Page<Schedule>)),
     security(("bearer" = []))
 )]
@@ -307,7 +296,7 @@ async fn list(
     state: web::Data<AppState>,
     scope: Scope,
     id: web::Path<String>,
-    Query(q): Query<ListQuery>,
+    Query(q): Query<PageQuery>,
 ) -> Result<Reply, ApiError> {
     let id = parse_id::<UserId>("id", &id)?;
     let page = PageRequest::<ScheduleId>::new(q.limit, q.cursor.as_deref())?;

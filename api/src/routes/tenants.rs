@@ -13,9 +13,10 @@ use domain::model::{self, TenantSpec};
 use domain::{Event, TenantId};
 use projections::ReadModels;
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use super::PageQuery;
 use crate::auth::Scope;
 use crate::extract::{parse_id, IfMatch, Json, Query};
 use crate::idempotency::IdempotencyKey;
@@ -103,17 +104,6 @@ impl From<TenantChanges> for TenantPatch {
     }
 }
 
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct ListQuery {
-    /// Page size, 1 to 1000 (default 50).
-    #[param(minimum = 1, maximum = 1000)]
-    pub limit: Option<u32>,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-}
-
 /// Looks a tenant up in the caller's scope: another tenant's is 404, like a missing one.
 fn find<'m>(
     models: &'m ReadModels,
@@ -128,7 +118,7 @@ fn find<'m>(
 /// List tenants.
 #[utoipa::path(
     tag = "tenants",
-    params(ListQuery),
+    params(PageQuery),
     responses((status = 200, description = "A page of tenants, by id.", body = Page<Tenant>)),
     security(("bearer" = []))
 )]
@@ -136,7 +126,7 @@ fn find<'m>(
 async fn list(
     state: web::Data<AppState>,
     scope: Scope,
-    Query(q): Query<ListQuery>,
+    Query(q): Query<PageQuery>,
 ) -> Result<Reply, ApiError> {
     scope.require_root("list tenants")?;
     let page = PageRequest::<TenantId>::new(q.limit, q.cursor.as_deref())?;

@@ -12,10 +12,9 @@ use std::str::FromStr;
 use domain::model::User;
 use domain::{Command, Event, UserId};
 use projections::ReadModels;
-use serde::{Deserialize, Serialize};
-use utoipa::IntoParams;
+use serde::Serialize;
 
-use super::users;
+use super::{users, PageQuery};
 use crate::auth::Scope;
 use crate::extract::IfMatch;
 use crate::idempotency::IdempotencyKey;
@@ -47,17 +46,6 @@ pub(super) trait UserOwned: Serialize + Sized {
     fn created(event: &Event) -> Option<Self::Id>;
 }
 
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct ListQuery {
-    /// Page size, 1 to 1000 (default 50).
-    #[param(minimum = 1, maximum = 1000)]
-    pub limit: Option<u32>,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-}
-
 /// Looks an object up in the caller's scope: another tenant's is 404, like a missing one.
 pub(super) fn find<'m, O: UserOwned>(
     models: &'m ReadModels,
@@ -85,7 +73,7 @@ pub(super) fn list<O: UserOwned>(
     state: &AppState,
     scope: &Scope,
     user_id: UserId,
-    q: ListQuery,
+    q: PageQuery,
 ) -> Result<Reply, ApiError> {
     let page = PageRequest::<O::Id>::new(q.limit, q.cursor.as_deref())?;
     let models = state.read_models.read();

@@ -13,8 +13,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::user_owned::{self, ListQuery, UserOwned};
+use super::user_owned::{self, UserOwned};
 use super::users;
+use super::PageQuery;
 use crate::auth::Scope;
 use crate::extract::{parse_id, IfMatch, Json, Query};
 use crate::idempotency::IdempotencyKey;
@@ -150,7 +151,7 @@ pub struct AddressMatches {
 /// List a user's vaults, by id.
 #[utoipa::path(
     tag = "vaults",
-    params(("id" = String, Path, description = "`usr_…`"), ListQuery),
+    params(("id" = String, Path, description = "`usr_…`"), PageQuery),
     responses((status = 200, description = "A page of the user's vaults.", body = Page<Vault>)),
     security(("bearer" = []))
 )]
@@ -159,7 +160,7 @@ async fn list(
     state: web::Data<AppState>,
     scope: Scope,
     id: web::Path<String>,
-    Query(q): Query<ListQuery>,
+    Query(q): Query<PageQuery>,
 ) -> Result<Reply, ApiError> {
     let id = parse_id::<UserId>("id", &id)?;
     user_owned::list::<Vault>(&state, &scope, id, q)

@@ -22,6 +22,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 use webhooks::{DeliveryId, DeliveryRecord, DeliveryStatus, WebhookError};
 
+use super::PageQuery;
 use crate::auth::Scope;
 use crate::extract::{parse_id, IfMatch, Json, Query};
 use crate::idempotency::IdempotencyKey;
@@ -266,17 +267,6 @@ impl From<DeliveryRecord> for Delivery {
 pub struct ListQuery {
     /// List this tenant's endpoints instead (root: any tenant's instead of the top-level ones).
     pub tenant_id: Option<String>,
-    /// Page size, 1 to 1000 (default 50).
-    #[param(minimum = 1, maximum = 1000)]
-    pub limit: Option<u32>,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-}
-
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct PageQuery {
     /// Page size, 1 to 1000 (default 50).
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
