@@ -129,7 +129,7 @@ pub async fn run(
             .with_context(|| format!("clearing {}", log_dir.display()))?;
     }
     let sled_log = SledLog::open(&log_dir).context("opening the log")?;
-    let db = sled_log.db().clone();
+    let sync = sled_log.db_sync()?;
     let log: Arc<dyn EventLog> = Arc::new(sled_log);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let (writer, _writer_task) = Writer::start(log.clone(), State::new(), clock.clone());
@@ -138,7 +138,7 @@ pub async fn run(
         max_in_flight: concurrency * endpoints,
         ..DeliveryConfig::default()
     };
-    let hooks = Webhooks::open(&db, log.clone(), writer.clone(), clock.clone(), config)?;
+    let hooks = Webhooks::open(&sync, log.clone(), writer.clone(), clock.clone(), config)?;
     for (n, url) in urls.iter().enumerate() {
         let (_, fingerprint) = hooks.new_secret().await?;
         let meta = CommandMeta {

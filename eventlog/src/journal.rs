@@ -38,6 +38,8 @@ use std::fs::{File, OpenOptions};
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
 
 use crate::codec::{decode_record, frame_len};
 use crate::error::LogError;
@@ -74,6 +76,49 @@ pub(crate) struct Journal {
     /// A new cycle starts once a group would end beyond this (a group larger than the whole
     /// file still goes in, growing it).
     capacity: u64,
+    syncer: Syncer,
+}
+
+/// A thread that runs the journal's `fdatasync`s, so the writer can apply the same group to
+/// sled meanwhile: a commit then costs the longer of the two rather than their sum.
+struct Syncer {
+    /// Which file to sync; `None` only during drop, so the thread sees the channel close.
+    requests: Option<mpsc::Sender<usize>>,
+    results: mpsc::Receiver<std::io::Result<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Syncer {
+    fn start(files: &[JournalFile; 2]) -> std::io::Result<Syncer> {
+        let files = [files[0].file.try_clone()?, files[1].file.try_clone()?];
+        let (requests, queue) = mpsc::channel::<usize>();
+        let (done, results) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("eventlog-sync".into())
+            .spawn(move || {
+                for i in queue {
+                    if done.send(files[i].sync_data()).is_err() {
+                        break;
+                    }
+                }
+            })?;
+        Ok(Syncer {
+            requests: Some(requests),
+            results,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Syncer {
+    fn drop(&mut self) {
+        self.requests.take();
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                tracing::error!("journal sync thread panicked");
+            }
+        }
+    }
 }
 
 /// A cycle found on disk: its number and the groups that read back intact, in order.
@@ -102,6 +147,7 @@ impl Journal {
             Ok(JournalFile { file, len })
         };
         let files = [open(0)?, open(1)?];
+        let syncer = Syncer::start(&files)?;
         let mut cycles: Vec<(usize, Cycle)> = Vec::new();
         for (i, f) in files.iter().enumerate() {
             if let Some(cycle) = read_cycle(f)? {
@@ -127,6 +173,7 @@ impl Journal {
                 cycle: last_cycle,
                 offset: 0,
                 capacity,
+                syncer,
             },
             tail,
         ))
@@ -178,9 +225,17 @@ impl Journal {
         self.write_at_offset(payload)
     }
 
-    /// Makes every group written so far durable.
-    pub(crate) fn sync(&self) -> std::io::Result<()> {
-        self.files[self.current].file.sync_data()
+    /// Makes every group written so far durable, running `work` while the sync is under way;
+    /// returns the sync's outcome and `work`'s.
+    pub(crate) fn sync_while<R>(&self, work: impl FnOnce() -> R) -> (std::io::Result<()>, R) {
+        let gone = || std::io::Error::other("the journal's sync thread is gone");
+        let requests = self.syncer.requests.as_ref().expect("set until drop");
+        if requests.send(self.current).is_err() {
+            return (Err(gone()), work());
+        }
+        let result = work();
+        let synced = self.syncer.results.recv().unwrap_or_else(|_| Err(gone()));
+        (synced, result)
     }
 
     fn write_at_offset(&mut self, bytes: &[u8]) -> std::io::Result<()> {

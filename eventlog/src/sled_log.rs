@@ -18,9 +18,9 @@
 //!
 //! # Durability
 //!
-//! A group commit writes its encoded records to the [commit journal](crate::journal), applies
-//! them to sled as one atomic `apply_batch` (sled recovers a batch all or nothing), and then
-//! `fdatasync`s the journal, which is what makes it survive power loss. Only then does the
+//! A group commit writes its encoded records to the [commit journal](crate::journal), then
+//! `fdatasync`s the journal (which is what makes it survive power loss) while it applies them
+//! to sled as one atomic `apply_batch` (sled recovers a batch all or nothing). Only then does the
 //! writer publish the new head and answer. sled persists the chunks at its own pace; the
 //! journal holds every group sled may not have made durable yet and is replayed into sled at
 //! open. A failure anywhere in that sequence poisons the log: nothing in the batch is
@@ -415,6 +415,11 @@ pub struct DbSync {
 }
 
 impl DbSync {
+    /// The database this handle syncs.
+    pub fn db(&self) -> &sled::Db {
+        &self.db
+    }
+
     /// Everything written to the database so far survives power loss once this returns.
     pub fn sync(&self) -> std::io::Result<()> {
         checkpoint(&self.db, &self.data_file)
@@ -933,12 +938,17 @@ impl Writer {
             self.journal.rotate(first)?;
         }
         self.journal.write(first, encoded)?;
-        self.shared.tree.apply_batch(pack_chunks(encoded, spans))?;
+        let tree = &self.shared.tree;
+        let (synced, applied) = self
+            .journal
+            .sync_while(|| tree.apply_batch(pack_chunks(encoded, spans)));
+        applied?;
+        synced?;
         #[cfg(test)]
         if self.shared.fail_next_commit.swap(false, Ordering::AcqRel) {
             return Err(std::io::Error::other("injected sync failure"));
         }
-        self.journal.sync()
+        Ok(())
     }
 }
 

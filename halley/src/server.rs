@@ -197,7 +197,7 @@ pub async fn start(options: &ServeOptions) -> anyhow::Result<RunningServer> {
     // Delivery is a durable subscriber with its own checkpoint in the log's database; the
     // stream hub shares its counters so `/metrics` reads one place.
     let webhooks = Webhooks::open(
-        log.db(),
+        &db_sync,
         Arc::clone(&log) as Arc<dyn EventLog>,
         writer.clone(),
         Arc::clone(&clock),

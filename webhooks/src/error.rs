@@ -6,6 +6,8 @@ pub enum WebhookError {
     Storage(#[from] sled::Error),
     #[error("event log: {0}")]
     Log(#[from] eventlog::LogError),
+    #[error("syncing the database: {0}")]
+    Sync(#[from] std::io::Error),
     #[error("event payload: {0}")]
     Decode(#[from] domain::DecodeError),
     #[error("stored endpoint: {0}")]

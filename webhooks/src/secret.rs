@@ -12,6 +12,8 @@ use base64::Engine;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
+use eventlog::DbSync;
+
 use crate::error::WebhookError;
 
 /// The Standard Webhooks prefix of a secret.
@@ -81,22 +83,27 @@ impl Secret {
 #[derive(Clone)]
 pub struct SecretStore {
     tree: sled::Tree,
+    sync: DbSync,
 }
 
 impl SecretStore {
-    pub fn open(db: &sled::Db) -> Result<SecretStore, WebhookError> {
+    pub fn open(sync: &DbSync) -> Result<SecretStore, WebhookError> {
         Ok(SecretStore {
-            tree: db.open_tree("webhooks/secrets")?,
+            tree: sync.db().open_tree("webhooks/secrets")?,
+            sync: sync.clone(),
         })
     }
 
-    /// Stores `secret` durably (flushed to disk) and returns its fingerprint, to be put in
-    /// the create or rotate command.
+    /// Stores `secret` durably (synced to disk: an append makes only the log durable) and
+    /// returns its fingerprint, to be put in the create or rotate command.
     pub async fn put(&self, secret: &Secret) -> Result<String, WebhookError> {
         let fingerprint = secret.fingerprint();
         self.tree
             .insert(fingerprint.as_bytes(), secret.expose().as_bytes())?;
-        self.tree.flush_async().await?;
+        let sync = self.sync.clone();
+        tokio::task::spawn_blocking(move || sync.sync())
+            .await
+            .map_err(|e| WebhookError::Task(e.to_string()))??;
         Ok(fingerprint)
     }
 

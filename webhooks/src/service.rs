@@ -25,7 +25,7 @@ use domain::commands::DisableWebhook;
 use domain::ids::{TenantRef, WebhookId};
 use domain::model::Webhook;
 use domain::Event;
-use eventlog::{Checkpoints, EventLog, Position, RecordedEvent, Subscription};
+use eventlog::{Checkpoints, DbSync, EventLog, Position, RecordedEvent, Subscription};
 use tokio::sync::{watch, Notify};
 use writer::{Clock, CommandMeta, Writer};
 
@@ -229,16 +229,18 @@ enum Outcome {
 }
 
 impl Webhooks {
-    /// Opens the service on the log's database: loads the endpoints and the pending
-    /// deliveries as of the last checkpoint. Nothing runs until [`Webhooks::run`] (or, in
-    /// tests, [`Webhooks::run_until_idle`]).
+    /// Opens the service on the log's database (`sync` is its handle; secrets are synced
+    /// before they are used): loads the endpoints and the pending deliveries as of the last
+    /// checkpoint. Nothing runs until [`Webhooks::run`] (or, in tests,
+    /// [`Webhooks::run_until_idle`]).
     pub fn open(
-        db: &sled::Db,
+        sync: &DbSync,
         log: Arc<dyn EventLog>,
         writer: Writer,
         clock: Arc<dyn Clock>,
         config: DeliveryConfig,
     ) -> Result<Webhooks, WebhookError> {
+        let db = sync.db();
         let checkpoints = Checkpoints::open(db, CONSUMER)?;
         let position = checkpoints.load()?;
         let tree = checkpoints.tree().clone();
@@ -290,7 +292,7 @@ impl Webhooks {
         Ok(Webhooks {
             inner: Arc::new(Inner {
                 db: db.clone(),
-                secrets: SecretStore::open(db)?,
+                secrets: SecretStore::open(sync)?,
                 secret_cache: RwLock::new(HashMap::new()),
                 recorder: start_recorder(tree.clone())?,
                 subscription: tokio::sync::Mutex::new(Subscription::new(log.clone(), position)),

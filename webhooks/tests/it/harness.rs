@@ -10,7 +10,7 @@ use domain::commands::*;
 use domain::ids::{PolicyId, TenantId, TenantRef, WebhookId};
 use domain::model::{PolicySpec, TenantSpec, WebhookLevel, WebhookSpec};
 use domain::{Command, State};
-use eventlog::{EventLog, SledLog};
+use eventlog::{DbSync, EventLog, SledLog};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use tokio::sync::watch;
@@ -209,7 +209,7 @@ pub fn fast_config() -> DeliveryConfig {
 pub struct World {
     /// Kept so the database outlives the test.
     pub _dir: tempfile::TempDir,
-    pub db: sled::Db,
+    sync: DbSync,
     pub log: Arc<dyn EventLog>,
     pub clock: Arc<ManualClock>,
     pub writer: Writer,
@@ -221,12 +221,12 @@ impl World {
     pub async fn new(config: DeliveryConfig) -> World {
         let dir = tempfile::tempdir().unwrap();
         let sled_log = SledLog::open(dir.path()).unwrap();
-        let db = sled_log.db().clone();
+        let sync = sled_log.db_sync().unwrap();
         let log: Arc<dyn EventLog> = Arc::new(sled_log);
         let clock = Arc::new(ManualClock::new(START_US));
         let (writer, _task) = Writer::start(log.clone(), State::new(), clock.clone());
         let hooks = Webhooks::open(
-            &db,
+            &sync,
             log.clone(),
             writer.clone(),
             clock.clone(),
@@ -235,7 +235,7 @@ impl World {
         .unwrap();
         World {
             _dir: dir,
-            db,
+            sync,
             log,
             clock,
             writer,
@@ -247,7 +247,7 @@ impl World {
     /// A restart of the webhooks service: everything in memory is gone, the database stays.
     pub fn restart_hooks(&mut self) {
         self.hooks = Webhooks::open(
-            &self.db,
+            &self.sync,
             self.log.clone(),
             self.writer.clone(),
             self.clock.clone(),
