@@ -66,14 +66,7 @@ async fn a_job_reported_over_the_live_connection_is_listed_with_its_log() {
     assert_eq!(res.body["lines"][0]["text"], "backup running");
     assert_eq!(res.body["lines"][0]["severity"], "info");
 
-    let ids = |res: &crate::helpers::Res| -> Vec<String> {
-        res.body["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|j| j["id"].as_str().unwrap().to_owned())
-            .collect()
-    };
+    let ids = page_ids;
     let res = admin
         .get(&format!(
             "/api/v1/jobs?device_id={}&status=5000",
