@@ -146,6 +146,12 @@ async fn cancel_goes_to_the_device_and_abandon_ends_a_running_job() {
         .problem(409);
 
     let other = start(&mut agent).await;
+    // The agent reports progress and a log line right after the start; an abandon before
+    // they arrive would be revived by them (6002), so abandon once they are in.
+    until("the job's progress and log arrived", || async {
+        job(&admin, &other).await["log_lines"] == 1
+    })
+    .await;
     let res = admin
         .post(&format!("/api/v1/jobs/{other}/abandon"), json!({}))
         .await;
