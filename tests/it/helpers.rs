@@ -68,7 +68,8 @@ impl TestServer {
     }
 }
 
-fn options(data_dir: &Path) -> ServeOptions {
+/// The options every test server starts with.
+pub fn options(data_dir: &Path) -> ServeOptions {
     ServeOptions {
         admin_password: Some(ROOT_PASSWORD.to_owned()),
         // Still argon2id, at a cost that keeps the suite fast.

@@ -159,18 +159,7 @@ fn serve_options(
     retry_delays: Vec<Duration>,
     request_timeout: Duration,
 ) -> ServeOptions {
-    let mut options = ServeOptions {
-        admin_password: Some(ROOT_PASSWORD.to_owned()),
-        api: api::ApiConfig {
-            argon2: api::Argon2Params {
-                memory_kib: 256,
-                iterations: 1,
-                parallelism: 1,
-            },
-            ..api::ApiConfig::default()
-        },
-        ..ServeOptions::new(data_dir.to_path_buf(), "127.0.0.1:0".to_owned())
-    };
+    let mut options = crate::helpers::options(data_dir);
     options.webhooks.retry_schedule = retry_delays;
     options.webhooks.request_timeout = request_timeout;
     options
