@@ -510,22 +510,35 @@ impl State {
 
     fn evolve_user(&mut self, id: UserId, event: &Event) {
         let old = self.users.remove(&id);
-        if let Some(u) = &old {
-            remove_if(&mut self.user_names, &u.spec.username, id);
-            for item in u.items.keys() {
-                self.item_owners.remove(item);
+        // The owner indexes change only where the user's items and vaults do (most events
+        // add or remove one, or none): re-indexing all of them on every event made a user's
+        // events cost in proportion to everything the user owns.
+        let (old_items, old_vaults): (Vec<ItemId>, Vec<VaultId>) = match &old {
+            Some(u) => {
+                remove_if(&mut self.user_names, &u.spec.username, id);
+                (
+                    u.items.keys().copied().collect(),
+                    u.vaults.keys().copied().collect(),
+                )
             }
-            for vault in u.vaults.keys() {
-                self.vault_owners.remove(vault);
-            }
-        }
-        match User::evolve(old, event) {
+            None => Default::default(),
+        };
+        let new = User::evolve(old, event);
+        reassign(
+            &mut self.item_owners,
+            &old_items,
+            new.iter().flat_map(|u| u.items.keys().copied()),
+            id,
+        );
+        reassign(
+            &mut self.vault_owners,
+            &old_vaults,
+            new.iter().flat_map(|u| u.vaults.keys().copied()),
+            id,
+        );
+        match new {
             Some(u) => {
                 self.user_names.insert(u.spec.username.clone(), id);
-                self.item_owners
-                    .extend(u.items.keys().map(|item| (*item, id)));
-                self.vault_owners
-                    .extend(u.vaults.keys().map(|vault| (*vault, id)));
                 self.users.insert(id, u);
             }
             None if matches!(event, Event::UserRemoved(_)) => {
@@ -609,6 +622,28 @@ fn running_schedule(job: &Job) -> Option<ScheduleId> {
     job.schedule.filter(|_| job.status.is_running())
 }
 
+/// Moves `owners` from the keys in `old` to those in `new` (both ascending), touching only the
+/// keys that are in one and not the other.
+fn reassign<K: Copy + Ord + std::hash::Hash>(
+    owners: &mut HashMap<K, UserId>,
+    old: &[K],
+    new: impl Iterator<Item = K>,
+    id: UserId,
+) {
+    let mut old = old.iter().copied().peekable();
+    for key in new {
+        while let Some(gone) = old.next_if(|o| *o < key) {
+            owners.remove(&gone);
+        }
+        if old.next_if_eq(&key).is_none() {
+            owners.insert(key, id);
+        }
+    }
+    for gone in old {
+        owners.remove(&gone);
+    }
+}
+
 fn remove_if<K: std::hash::Hash + Eq, V: PartialEq>(map: &mut HashMap<K, V>, key: &K, value: V) {
     if map.get(key) == Some(&value) {
         map.remove(key);
@@ -652,5 +687,44 @@ fn count_failure(
     if protection.max_failures > 0 && failures.count >= protection.max_failures {
         failures.locked_until = Some(at + window);
         failures.count = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use proptest::prelude::*;
+
+    use super::reassign;
+    use crate::ids::UserId;
+
+    proptest! {
+        /// Touching only the difference leaves the index as removing every old key and
+        /// inserting every new one would.
+        #[test]
+        fn reassign_equals_reindexing_everything(
+            others in proptest::collection::hash_map(0u16..64, any::<u8>(), 0..16),
+            old in proptest::collection::btree_set(0u16..64, 0..16),
+            new in proptest::collection::btree_set(0u16..64, 0..16),
+        ) {
+            let id = UserId::new(1, 1);
+            let other = UserId::new(1, 2);
+            // Keys owned by someone else, then the user's old keys.
+            let mut index: HashMap<u16, UserId> = others
+                .keys()
+                .filter(|k| !old.contains(k) && !new.contains(k))
+                .map(|k| (*k, other))
+                .collect();
+            index.extend(old.iter().map(|k| (*k, id)));
+            let mut expected = index.clone();
+            for k in &old {
+                expected.remove(k);
+            }
+            expected.extend(new.iter().map(|k| (*k, id)));
+            let old: Vec<u16> = old.into_iter().collect();
+            reassign(&mut index, &old, new.iter().copied(), id);
+            prop_assert_eq!(index, expected);
+        }
     }
 }
