@@ -12,7 +12,6 @@ use std::future::{ready, Ready};
 use std::time::Duration;
 
 use actix_web::dev::Payload;
-use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpRequest};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -60,18 +59,7 @@ impl FromRequest for DeviceAuth {
 
 fn device_of(req: &HttpRequest) -> Result<DeviceAuth, ApiError> {
     const INVALID: ApiError = ApiError::Unauthorized("missing, invalid or revoked device token");
-    let state = req
-        .app_data::<web::Data<AppState>>()
-        .ok_or_else(|| ApiError::Internal("AppState is not registered".into()))?;
-    let token = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            let (scheme, token) = v.split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-        })
-        .ok_or(INVALID)?;
+    let (state, token) = crate::auth::bearer(req, INVALID)?;
     let (id, _) = token.split_once('.').ok_or(INVALID)?;
     let device = DeviceId::parse(id).map_err(|_| INVALID)?;
     let expected = state

@@ -8,8 +8,8 @@ pub mod password;
 pub mod refresh;
 mod scope;
 
-pub(crate) use scope::scope_for_token;
 pub use scope::Scope;
+pub(crate) use scope::{bearer, scope_for_token};
 
 use std::sync::Arc;
 

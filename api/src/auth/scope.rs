@@ -93,6 +93,16 @@ impl FromRequest for Scope {
 
 fn scope_of(req: &HttpRequest) -> Result<Scope, ApiError> {
     const INVALID: ApiError = ApiError::Unauthorized("missing, invalid or expired access token");
+    let (state, token) = bearer(req, INVALID)?;
+    scope_for_token(state, token)
+}
+
+/// The app state and the `Authorization: Bearer` token of a request, or `missing` when there
+/// is no such header: what every token-authenticated extractor starts from.
+pub(crate) fn bearer(
+    req: &HttpRequest,
+    missing: ApiError,
+) -> Result<(&web::Data<AppState>, &str), ApiError> {
     let state = req
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| ApiError::Internal("AppState is not registered".into()))?;
@@ -104,8 +114,8 @@ fn scope_of(req: &HttpRequest) -> Result<Scope, ApiError> {
             let (scheme, token) = v.split_once(' ')?;
             scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
         })
-        .ok_or(INVALID)?;
-    scope_for_token(state, token)
+        .ok_or(missing)?;
+    Ok((state, token))
 }
 
 /// The caller an access token stands for (as the `Authorization` header does), for the
