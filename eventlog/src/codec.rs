@@ -16,6 +16,8 @@
 //! serde: the same bytes, read the way bincode reads them (a property test holds the two
 //! decoders to the same answers), without bincode's zero-filled buffer per string.
 
+use std::ops::Range;
+
 use serde::Serialize;
 
 use crate::error::CodecError;
@@ -138,6 +140,28 @@ pub(crate) fn frame_len(bytes: &[u8]) -> Result<usize, CodecError> {
         });
     }
     Ok(total)
+}
+
+/// The byte ranges of the records packed back to back in `bytes`, found by their frames only
+/// (no crc, no decoding). Ends after the first frame that does not fit, with its error.
+pub(crate) fn frames(bytes: &[u8]) -> impl Iterator<Item = Result<Range<usize>, CodecError>> + '_ {
+    let mut offset = 0;
+    let mut failed = false;
+    std::iter::from_fn(move || {
+        if failed || offset >= bytes.len() {
+            return None;
+        }
+        match frame_len(&bytes[offset..]) {
+            Ok(len) => {
+                offset += len;
+                Some(Ok(offset - len..offset))
+            }
+            Err(e) => {
+                failed = true;
+                Some(Err(e))
+            }
+        }
+    })
 }
 
 /// Decodes the record at the start of `bytes`; returns it and the number of bytes it took.

@@ -41,7 +41,7 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
-use crate::codec::{decode_record, frame_len};
+use crate::codec::{decode_record, frames};
 use crate::error::LogError;
 use crate::Position;
 
@@ -270,11 +270,9 @@ fn append_tail(
     first: Position,
     payload: &[u8],
 ) -> Result<(), LogError> {
-    let mut offset = 0;
-    let mut position = first;
-    while offset < payload.len() {
-        let bytes = &payload[offset..];
-        let len = frame_len(bytes).map_err(|source| LogError::Corrupt { position, source })?;
+    for (position, frame) in (first..).zip(frames(payload)) {
+        let frame = frame.map_err(|source| LogError::Corrupt { position, source })?;
+        let bytes = &payload[frame];
         if position == *next {
             // The group's crc passed, so a record failing here is a bug, not a torn write.
             let (event, _) =
@@ -286,8 +284,8 @@ fn append_tail(
                 });
             }
             let start = tail.encoded.len();
-            tail.encoded.extend_from_slice(&bytes[..len]);
-            tail.spans.push((position, start..start + len));
+            tail.encoded.extend_from_slice(bytes);
+            tail.spans.push((position, start..tail.encoded.len()));
             *next += 1;
         } else if position > *next {
             return Err(LogError::Layout {
@@ -298,8 +296,6 @@ fn append_tail(
                 ),
             });
         }
-        offset += len;
-        position += 1;
     }
     Ok(())
 }
@@ -339,7 +335,8 @@ fn read_cycle(f: &JournalFile) -> std::io::Result<Option<Cycle>> {
         if crc != group_crc(first, &payload) {
             break;
         }
-        expected = first + count_records(&payload);
+        // The crc passed, so the frames are whole.
+        expected = first + frames(&payload).take_while(Result::is_ok).count() as u64;
         groups.push((first, payload));
         offset = end;
     }
@@ -349,18 +346,4 @@ fn read_cycle(f: &JournalFile) -> std::io::Result<Option<Cycle>> {
 /// A group's crc covers its first position and its payload.
 fn group_crc(first_position: Position, payload: &[u8]) -> u32 {
     crc32c::crc32c_append(crc32c::crc32c(&first_position.to_le_bytes()), payload)
-}
-
-/// How many records a group's payload holds (its crc passed, so the frames are whole).
-fn count_records(payload: &[u8]) -> u64 {
-    let mut offset = 0;
-    let mut n = 0;
-    while offset < payload.len() {
-        match frame_len(&payload[offset..]) {
-            Ok(len) => offset += len,
-            Err(_) => break,
-        }
-        n += 1;
-    }
-    n
 }

@@ -45,7 +45,7 @@ use std::thread::JoinHandle;
 use async_trait::async_trait;
 use tokio::sync::{oneshot, watch};
 
-use crate::codec::{self, decode_record, frame_len, MAX_RECORD_BYTES};
+use crate::codec::{self, decode_record, frame_len, frames, MAX_RECORD_BYTES};
 use crate::error::{AppendError, LogError};
 use crate::journal::Journal;
 use crate::{AppendRequest, Appended, EventLog, Position, RecordedEvent};
@@ -444,11 +444,10 @@ fn last_position(tree: &sled::Tree) -> Result<Position, LogError> {
             // A part 0 with continuation parts holds one record split across them.
             return Ok(position);
         }
-        let mut offset = 0;
         let mut last = position - 1;
-        while offset < value.len() {
+        for frame in frames(&value) {
             last += 1;
-            offset += frame_len(&value[offset..]).map_err(|source| LogError::Corrupt {
+            frame.map_err(|source| LogError::Corrupt {
                 position: last,
                 source,
             })?;
