@@ -2,8 +2,10 @@
 //! production argon2id parameters), loaded by N concurrent HTTP/1.1 connections for a fixed
 //! time per endpoint: reads of one user, a filtered user list, a durable protected-item
 //! create, and, separately because argon2id makes them slow on purpose, logins and user
-//! creations. A trivial actix-web handler is measured the same way in the same run, so
-//! every line carries the machine's `baseline_rps`.
+//! creations. A trivial actix-web handler, served by the same process, is measured the same
+//! way right before each endpoint, and that endpoint's line carries it as `baseline_rps`: on a
+//! shared 2-core machine the trivial handler's throughput drifts by half within a run, so
+//! only an adjacent baseline makes a fair ratio.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -47,9 +49,9 @@ impl Measured {
     }
 }
 
+/// Each measurement with the trivial handler's throughput measured right before it.
 pub struct Report {
-    pub baseline_rps: f64,
-    pub lines: Vec<Measured>,
+    pub lines: Vec<(Measured, f64)>,
 }
 
 /// What a load worker sends: method, path, body.
@@ -149,36 +151,52 @@ async fn load(
 
 /// The trivial handler every endpoint is compared with: actix-web with the server's worker
 /// count, answering a small JSON body.
-async fn baseline(connections: usize, duration: Duration) -> anyhow::Result<Measured> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("binding the baseline")?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let server = HttpServer::new(|| {
-        App::new().route(
-            "/trivial",
-            web::get().to(|| async { HttpResponse::Ok().json(json!({"status": "ok"})) }),
+struct Baseline {
+    base: String,
+    handle: actix_web::dev::ServerHandle,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Baseline {
+    fn start() -> anyhow::Result<Baseline> {
+        let listener =
+            std::net::TcpListener::bind("127.0.0.1:0").context("binding the baseline")?;
+        let base = format!("http://{}", listener.local_addr()?);
+        let server = HttpServer::new(|| {
+            App::new().route(
+                "/trivial",
+                web::get().to(|| async { HttpResponse::Ok().json(json!({"status": "ok"})) }),
+            )
+        })
+        .disable_signals()
+        .listen(listener)?
+        .run();
+        let handle = server.handle();
+        let task = tokio::spawn(server);
+        Ok(Baseline { base, handle, task })
+    }
+
+    async fn measure(&self, connections: usize, duration: Duration) -> anyhow::Result<Measured> {
+        load(
+            "GET /trivial (actix-web baseline)",
+            Target {
+                base: &self.base,
+                token: None,
+                connections,
+            },
+            duration,
+            None,
+            200,
+            Arc::new(|_| (Method::GET, "/trivial".to_owned(), None)),
         )
-    })
-    .disable_signals()
-    .listen(listener)?
-    .run();
-    let handle = server.handle();
-    let task = tokio::spawn(server);
-    let measured = load(
-        "GET /trivial (actix-web baseline)",
-        Target {
-            base: &base,
-            token: None,
-            connections,
-        },
-        duration,
-        None,
-        200,
-        Arc::new(|_| (Method::GET, "/trivial".to_owned(), None)),
-    )
-    .await;
-    handle.stop(true).await;
-    task.await.context("baseline server")??;
-    measured
+        .await
+    }
+
+    async fn stop(self) -> anyhow::Result<()> {
+        self.handle.stop(true).await;
+        self.task.await.context("baseline server")??;
+        Ok(())
+    }
 }
 
 async fn call(
@@ -261,12 +279,17 @@ pub async fn run(
         .context("admin token")?
         .to_owned();
 
-    eprintln!("bench api: measuring the baseline");
-    let baseline = baseline(connections, duration).await?;
+    let baseline = Baseline::start()?;
+    let adjacent = || async { anyhow::Ok(baseline.measure(connections, duration).await?.rps()) };
     let mut lines = Vec::new();
+    eprintln!("bench api: measuring the baseline");
+    let first = baseline.measure(connections, duration).await?;
+    let first_rps = first.rps();
+    lines.push((first, first_rps));
 
     // User creations double as the seeding: one argon2id hash each.
     eprintln!("bench api: creating {users} users");
+    let creations_baseline = first_rps;
     let counter = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let creations = {
         let counter = Arc::clone(&counter);
@@ -313,6 +336,7 @@ pub async fn run(
     let ids = Arc::new(ids);
 
     eprintln!("bench api: reads");
+    let by_id_baseline = adjacent().await?;
     let pick = {
         let ids = Arc::clone(&ids);
         move |rng: &mut StdRng| ids[rng.gen_range(0..ids.len())].clone()
@@ -333,7 +357,8 @@ pub async fn run(
         )
         .await?
     };
-    lines.push(by_id);
+    lines.push((by_id, by_id_baseline));
+    let filtered_baseline = adjacent().await?;
     // A filter matching ten users of the seeded ones (`user-00012` → user-000120..129).
     let filtered = {
         let users = users.max(10);
@@ -358,9 +383,10 @@ pub async fn run(
         )
         .await?
     };
-    lines.push(filtered);
+    lines.push((filtered, filtered_baseline));
 
     eprintln!("bench api: durable writes");
+    let items_baseline = adjacent().await?;
     let items = {
         let pick = pick.clone();
         load(
@@ -384,9 +410,10 @@ pub async fn run(
         )
         .await?
     };
-    lines.push(items);
+    lines.push((items, items_baseline));
 
     eprintln!("bench api: logins");
+    let logins_baseline = adjacent().await?;
     let logins = load(
         "POST /api/v1/auth/login",
         Target {
@@ -400,14 +427,9 @@ pub async fn run(
         Arc::new(move |_| login("ops", PASSWORD, Some("bench"))),
     )
     .await?;
-    lines.push(logins);
-    lines.push(creations);
-
-    let baseline_rps = baseline.rps();
-    lines.insert(0, baseline);
+    lines.push((logins, logins_baseline));
+    lines.push((creations, creations_baseline));
+    baseline.stop().await?;
     server.shutdown().await?;
-    Ok(Report {
-        baseline_rps,
-        lines,
-    })
+    Ok(Report { lines })
 }

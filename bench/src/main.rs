@@ -111,8 +111,8 @@ fn main() -> anyhow::Result<()> {
             let (_guard, dir) = work_dir(dir)?;
             let duration = std::time::Duration::from_secs_f64(seconds);
             let report = runtime.block_on(api::run(&dir, connections, duration, users))?;
-            for line in &report.lines {
-                println!("{}", line.to_json(report.baseline_rps));
+            for (line, baseline_rps) in &report.lines {
+                println!("{}", line.to_json(*baseline_rps));
             }
         }
         Command::Append {
