@@ -6,9 +6,13 @@
 //! order; `apply` must therefore be total and deterministic. Indexes are private so they
 //! cannot drift from the maps they index.
 
+use std::collections::hash_map::RandomState;
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::fmt;
+use std::hash::{BuildHasher, Hasher};
 
-use serde::{Deserialize, Serialize};
+use serde::de::{MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::events::Event;
 use crate::ids::{
@@ -49,7 +53,7 @@ pub struct State {
     users: HashMap<UserId, User>,
     schedules: HashMap<ScheduleId, Schedule>,
     devices: HashMap<DeviceId, Device>,
-    jobs: HashMap<JobId, Job>,
+    jobs: Jobs,
     webhooks: HashMap<WebhookId, Webhook>,
 
     tenant_slugs: HashMap<String, TenantId>,
@@ -88,7 +92,7 @@ impl State {
             users: HashMap::new(),
             schedules: HashMap::new(),
             devices: HashMap::new(),
-            jobs: HashMap::new(),
+            jobs: Jobs::default(),
             webhooks: HashMap::new(),
             tenant_slugs: HashMap::new(),
             admin_names: HashMap::new(),
@@ -232,11 +236,12 @@ impl State {
     }
 
     pub fn job(&self, id: JobId) -> Option<&Job> {
-        self.jobs.get(&id)
+        self.jobs.get(id)
     }
 
+    /// Every job, in the order they were created.
     pub fn jobs(&self) -> impl Iterator<Item = &Job> {
-        self.jobs.values()
+        self.jobs.jobs.iter()
     }
 
     /// Whether a missed or skipped run was already recorded for this schedule and due time.
@@ -265,7 +270,7 @@ impl State {
             .get(&schedule)
             .into_iter()
             .flatten()
-            .filter_map(|id| self.jobs.get(id))
+            .filter_map(|id| self.jobs.get(*id))
     }
 
     /// Vaults whose address contains `find`, among those owned under `within` (`None`: all
@@ -602,19 +607,164 @@ impl State {
     }
 
     fn evolve_job(&mut self, id: JobId, event: &Event) {
-        let old = self.jobs.remove(&id);
-        if let Some(schedule) = old.as_ref().and_then(running_schedule) {
-            remove_from_set(&mut self.running_by_schedule, schedule, &id);
-        }
-        if let Some(job) = Job::evolve(old, event) {
+        // In place: a job event changes a few fields of one of many jobs.
+        if let Some(job) = self.jobs.get_mut(id) {
+            let before = running_schedule(job);
+            job.apply(event);
+            let after = running_schedule(job);
+            if before != after {
+                if let Some(schedule) = before {
+                    remove_from_set(&mut self.running_by_schedule, schedule, &id);
+                }
+                if let Some(schedule) = after {
+                    self.running_by_schedule
+                        .entry(schedule)
+                        .or_default()
+                        .insert(id);
+                }
+            }
+        } else if let Some(job) = Job::create(event) {
             if let Some(schedule) = running_schedule(&job) {
                 self.running_by_schedule
                     .entry(schedule)
                     .or_default()
                     .insert(id);
             }
-            self.jobs.insert(id, job);
+            self.jobs.insert(job);
         }
+    }
+}
+
+/// Jobs by id. They are most of the state (hundreds of bytes each, never removed) and each
+/// job event looks one up several times, so the jobs sit in one vector in creation order and
+/// the map holds only where each is: growing the map moves small entries instead of jobs,
+/// and a job changes where it is.
+#[derive(Clone, Debug, Default)]
+struct Jobs {
+    at: HashMap<JobId, usize, IdHash>,
+    jobs: Vec<Job>,
+}
+
+impl Jobs {
+    fn get(&self, id: JobId) -> Option<&Job> {
+        self.at.get(&id).map(|i| &self.jobs[*i])
+    }
+
+    fn get_mut(&mut self, id: JobId) -> Option<&mut Job> {
+        self.at.get(&id).map(|i| &mut self.jobs[*i])
+    }
+
+    /// Files `job` under its id, replacing any job filed there.
+    fn insert(&mut self, job: Job) {
+        match self.at.get(&job.id) {
+            Some(i) => self.jobs[*i] = job,
+            None => {
+                self.at.insert(job.id, self.jobs.len());
+                self.jobs.push(job);
+            }
+        }
+    }
+}
+
+/// The same jobs, whatever their order.
+impl PartialEq for Jobs {
+    fn eq(&self, other: &Self) -> bool {
+        self.jobs.len() == other.jobs.len()
+            && self.jobs.iter().all(|job| other.get(job.id) == Some(job))
+    }
+}
+
+/// A map from id to job, as the `HashMap` it replaces, so snapshots keep their format.
+impl Serialize for Jobs {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.jobs.iter().map(|job| (&job.id, job)))
+    }
+}
+
+impl<'de> Deserialize<'de> for Jobs {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct JobMap;
+        impl<'de> Visitor<'de> for JobMap {
+            type Value = Jobs;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map of job ids to jobs")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Jobs, A::Error> {
+                let size = map.size_hint().unwrap_or(0).min(1 << 16);
+                let mut jobs = Jobs {
+                    at: HashMap::with_capacity_and_hasher(size, IdHash::default()),
+                    jobs: Vec::with_capacity(size),
+                };
+                while let Some((id, job)) = map.next_entry::<JobId, Job>()? {
+                    if id != job.id {
+                        return Err(serde::de::Error::custom(format!(
+                            "job {} filed under {id}",
+                            job.id
+                        )));
+                    }
+                    jobs.insert(job);
+                }
+                Ok(jobs)
+            }
+        }
+        deserializer.deserialize_map(JobMap)
+    }
+}
+
+/// Hashes ids (128 bits, mostly random) with one folded multiply instead of SipHash, under
+/// keys drawn like `RandomState`'s, so ids that collide cannot be chosen in advance (devices
+/// name the jobs they start).
+#[derive(Clone)]
+struct IdHash {
+    keys: (u64, u64),
+}
+
+impl Default for IdHash {
+    fn default() -> Self {
+        let random = RandomState::new();
+        IdHash {
+            keys: (random.hash_one(0u8), random.hash_one(1u8)),
+        }
+    }
+}
+
+impl BuildHasher for IdHash {
+    type Hasher = IdHasher;
+    fn build_hasher(&self) -> IdHasher {
+        IdHasher {
+            keys: self.keys,
+            hash: 0,
+        }
+    }
+}
+
+struct IdHasher {
+    keys: (u64, u64),
+    hash: u64,
+}
+
+/// The 128-bit product of `a` and `b`, its halves xored.
+fn folded_multiply(a: u64, b: u64) -> u64 {
+    let product = u128::from(a) * u128::from(b);
+    (product as u64) ^ ((product >> 64) as u64)
+}
+
+impl Hasher for IdHasher {
+    fn write_u128(&mut self, n: u128) {
+        let (lo, hi) = (n as u64, (n >> 64) as u64);
+        self.hash = folded_multiply(lo ^ self.keys.0 ^ self.hash, hi ^ self.keys.1);
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(16) {
+            let mut word = [0u8; 16];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u128(u128::from_le_bytes(word));
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.hash
     }
 }
 
@@ -696,8 +846,94 @@ mod tests {
 
     use proptest::prelude::*;
 
-    use super::reassign;
-    use crate::ids::UserId;
+    use super::{reassign, Jobs, State};
+    use crate::events::{Event, JobAbandoned, JobCompleted, JobRevived};
+    use crate::ids::{JobId, TenantRef, UserId};
+    use crate::model::{Job, JobStatus, JobTotals};
+    use crate::testing::fixtures::{job_started, world, D1, J1, J2, S1, T1, U1};
+
+    fn bincode<T: serde::Serialize>(value: &T) -> Vec<u8> {
+        bincode::serde::encode_to_vec(value, bincode::config::standard()).unwrap()
+    }
+
+    fn unbincode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> T {
+        bincode::serde::decode_from_slice(bytes, bincode::config::standard())
+            .unwrap()
+            .0
+    }
+
+    fn with_jobs() -> State {
+        let t = TenantRef::Tenant(T1);
+        let mut events = world();
+        events.push(job_started(J1, t, U1, D1, Some(S1)));
+        events.push(job_started(J2, t, U1, D1, None));
+        events.push(
+            JobCompleted {
+                job_id: J2,
+                tenant: t,
+                user_id: U1,
+                status: JobStatus::Success,
+                ended_at: 1_800_000_000,
+                totals: JobTotals::default(),
+            }
+            .into(),
+        );
+        State::from_events(&events)
+    }
+
+    /// Jobs are stored as the map of id to job they were before they moved into a vector, so
+    /// snapshots taken before read the same.
+    #[test]
+    fn jobs_are_snapshotted_as_a_map_of_id_to_job() {
+        let state = with_jobs();
+        let map: HashMap<JobId, Job> = state.jobs().map(|j| (j.id, j.clone())).collect();
+        let jobs: Jobs = unbincode(&bincode(&map));
+        assert_eq!(jobs, state.jobs);
+        assert_eq!(jobs.jobs.len(), 2);
+        let one: HashMap<JobId, Job> = map.into_iter().filter(|(id, _)| *id == J1).collect();
+        let mut single = Jobs::default();
+        single.insert(one[&J1].clone());
+        assert_eq!(bincode(&single), bincode(&one));
+        let state_again: State = unbincode(&bincode(&state));
+        assert_eq!(state_again, state);
+    }
+
+    /// A job changed in place keeps the schedule's running jobs as replacing it would.
+    #[test]
+    fn a_job_changed_in_place_keeps_its_schedule_running_jobs() {
+        let t = TenantRef::Tenant(T1);
+        let running = |state: &State| -> Vec<JobId> {
+            state.running_jobs_of_schedule(S1).map(|j| j.id).collect()
+        };
+        let mut state = with_jobs();
+        assert_eq!(running(&state), [J1]);
+        let at = 1_800_000_000;
+        let abandoned: Event = JobAbandoned {
+            job_id: J1,
+            tenant: t,
+            user_id: U1,
+            at,
+        }
+        .into();
+        state.apply(&abandoned);
+        assert_eq!(running(&state), []);
+        assert_eq!(state.job(J1).unwrap().status, JobStatus::Abandoned);
+        state.apply(
+            &JobRevived {
+                job_id: J1,
+                tenant: t,
+                user_id: U1,
+                at,
+            }
+            .into(),
+        );
+        assert_eq!(running(&state), [J1]);
+        let before = state.clone();
+        // A second start of a known job changes nothing.
+        state.apply(&job_started(J1, t, U1, D1, None));
+        assert_eq!(state, before);
+        assert_eq!(state.jobs().count(), 2);
+    }
 
     proptest! {
         /// Touching only the difference leaves the index as removing every old key and

@@ -143,9 +143,11 @@ pub struct Job {
 }
 
 impl Job {
-    pub fn evolve(state: Option<Job>, event: &Event) -> Option<Job> {
-        match (state, event) {
-            (None, Event::JobStarted(e)) => Some(Job {
+    /// The job a job's first event creates (started, missed or skipped); `None` for any other
+    /// event.
+    pub fn create(event: &Event) -> Option<Job> {
+        match event {
+            Event::JobStarted(e) => Some(Job {
                 id: e.job_id,
                 tenant: e.tenant,
                 user: e.user_id,
@@ -162,7 +164,7 @@ impl Job {
                 progress: JobProgress::default(),
                 log_lines: 0,
             }),
-            (None, Event::JobMissed(e)) => Some(Job::recorded(
+            Event::JobMissed(e) => Some(Job::recorded(
                 e.job_id,
                 e.tenant,
                 e.user_id,
@@ -172,7 +174,7 @@ impl Job {
                 e.due_at,
                 JobStatus::Missed,
             )),
-            (None, Event::JobSkipped(e)) => Some(Job::recorded(
+            Event::JobSkipped(e) => Some(Job::recorded(
                 e.job_id,
                 e.tenant,
                 e.user_id,
@@ -182,31 +184,30 @@ impl Job {
                 e.due_at,
                 JobStatus::Skipped,
             )),
-            (Some(j), Event::JobProgressed(e)) => Some(Job {
-                progress: e.progress.clone(),
-                ..j
-            }),
-            (Some(j), Event::JobLogged(e)) => Some(Job {
-                log_lines: j.log_lines + e.lines.len() as u64,
-                ..j
-            }),
-            (Some(j), Event::JobCompleted(e)) => Some(Job {
-                status: e.status,
-                ended_at: Some(e.ended_at),
-                totals: e.totals.clone(),
-                ..j
-            }),
-            (Some(j), Event::JobAbandoned(e)) => Some(Job {
-                status: JobStatus::Abandoned,
-                ended_at: Some(e.at),
-                ..j
-            }),
-            (Some(j), Event::JobRevived(_)) => Some(Job {
-                status: JobStatus::RunningRevived,
-                ended_at: None,
-                ..j
-            }),
-            (state, _) => state,
+            _ => None,
+        }
+    }
+
+    /// Applies a later event to the job where it is. A job is never removed, and an event
+    /// that does not fit (a second start) changes nothing.
+    pub fn apply(&mut self, event: &Event) {
+        match event {
+            Event::JobProgressed(e) => self.progress = e.progress.clone(),
+            Event::JobLogged(e) => self.log_lines += e.lines.len() as u64,
+            Event::JobCompleted(e) => {
+                self.status = e.status;
+                self.ended_at = Some(e.ended_at);
+                self.totals = e.totals.clone();
+            }
+            Event::JobAbandoned(e) => {
+                self.status = JobStatus::Abandoned;
+                self.ended_at = Some(e.at);
+            }
+            Event::JobRevived(_) => {
+                self.status = JobStatus::RunningRevived;
+                self.ended_at = None;
+            }
+            _ => {}
         }
     }
 

@@ -1,6 +1,7 @@
 //! The aggregates and the value types they are made of. Each aggregate's `evolve` takes
 //! `Option<Self>` so creation is explicit: `None` before its creation event, `None` again
-//! after its removal.
+//! after its removal. Jobs, which are most of the state and never removed, are the exception:
+//! `Job::create` makes one from its first event and `Job::apply` changes it in place.
 
 mod admin;
 mod device;
