@@ -7,9 +7,9 @@
 //! the file system's journal (new blocks, new size) on nearly every commit: two disk waits and
 //! a metadata commit per group. The journal instead appends each group commit's bytes to a
 //! file whose blocks were written (zero-filled) beforehand, and one `fdatasync` of that file,
-//! with no metadata to commit, is the whole cost of durability. sled gets the same records in
-//! the same commit and persists them at its own pace; the journal only has to cover what sled
-//! may not have persisted yet.
+//! with no metadata to commit, is the whole cost of durability. sled gets the records later, in
+//! larger batches (see [`crate::SledLog`]), and persists them at its own pace; the journal only
+//! has to cover what sled may not have persisted yet.
 //!
 //! # Layout
 //!
@@ -38,8 +38,6 @@ use std::fs::{File, OpenOptions};
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::sync::mpsc;
-use std::thread::JoinHandle;
 
 use crate::codec::{decode_record, frames};
 use crate::error::LogError;
@@ -53,11 +51,51 @@ const GROUP_HEADER_LEN: usize = 16;
 const GROW_STEP: u64 = 4 << 20;
 
 /// The records the journal holds beyond what sled has: contiguous encoded records, one span
-/// per record, positions ascending from the first one after sled's last.
+/// per record, positions ascending from the first one after sled's last. Found at recovery,
+/// and kept in memory by the log for the acknowledged records it has not applied to sled yet.
 #[derive(Debug, Default)]
 pub(crate) struct Tail {
     pub(crate) encoded: Vec<u8>,
     pub(crate) spans: Vec<(Position, Range<usize>)>,
+}
+
+impl Tail {
+    /// Adds records that continue the tail (`spans` index into `encoded`).
+    pub(crate) fn extend(&mut self, encoded: &[u8], spans: &[(Position, Range<usize>)]) {
+        let base = self.encoded.len() - spans.first().map_or(0, |(_, r)| r.start);
+        self.encoded.extend_from_slice(encoded);
+        self.spans.extend(
+            spans
+                .iter()
+                .map(|(p, r)| (*p, r.start + base..r.end + base)),
+        );
+    }
+
+    /// Forgets the first `records` records (once they are in sled).
+    pub(crate) fn drain_front(&mut self, records: usize) {
+        let Some((_, first_kept)) = self.spans.get(records) else {
+            self.encoded.clear();
+            self.spans.clear();
+            return;
+        };
+        let cut = first_kept.start;
+        self.encoded.drain(..cut);
+        self.spans.drain(..records);
+        for (_, r) in &mut self.spans {
+            *r = r.start - cut..r.end - cut;
+        }
+    }
+
+    /// The encoded records at positions `from..=until` (clamped to what the tail holds), and
+    /// the position of the first one.
+    pub(crate) fn slice(&self, from: Position, until: Position) -> Option<(Position, &[u8])> {
+        let (first, _) = self.spans.first()?;
+        let start = usize::try_from(from.saturating_sub(*first)).ok()?;
+        let end = usize::try_from(until.checked_sub(*first)?).ok()?;
+        let (position, start) = self.spans.get(start)?;
+        let end = self.spans.get(end).or(self.spans.last())?.1.end;
+        Some((*position, &self.encoded[start.start..end]))
+    }
 }
 
 /// One journal file and how far it has been written with zeros or data.
@@ -76,49 +114,6 @@ pub(crate) struct Journal {
     /// A new cycle starts once a group would end beyond this (a group larger than the whole
     /// file still goes in, growing it).
     capacity: u64,
-    syncer: Syncer,
-}
-
-/// A thread that runs the journal's `fdatasync`s, so the writer can apply the same group to
-/// sled meanwhile: a commit then costs the longer of the two rather than their sum.
-struct Syncer {
-    /// Which file to sync; `None` only during drop, so the thread sees the channel close.
-    requests: Option<mpsc::Sender<usize>>,
-    results: mpsc::Receiver<std::io::Result<()>>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Syncer {
-    fn start(files: &[JournalFile; 2]) -> std::io::Result<Syncer> {
-        let files = [files[0].file.try_clone()?, files[1].file.try_clone()?];
-        let (requests, queue) = mpsc::channel::<usize>();
-        let (done, results) = mpsc::channel();
-        let thread = std::thread::Builder::new()
-            .name("eventlog-sync".into())
-            .spawn(move || {
-                for i in queue {
-                    if done.send(files[i].sync_data()).is_err() {
-                        break;
-                    }
-                }
-            })?;
-        Ok(Syncer {
-            requests: Some(requests),
-            results,
-            thread: Some(thread),
-        })
-    }
-}
-
-impl Drop for Syncer {
-    fn drop(&mut self) {
-        self.requests.take();
-        if let Some(thread) = self.thread.take() {
-            if thread.join().is_err() {
-                tracing::error!("journal sync thread panicked");
-            }
-        }
-    }
 }
 
 /// A cycle found on disk: its number and the groups that read back intact, in order.
@@ -147,7 +142,6 @@ impl Journal {
             Ok(JournalFile { file, len })
         };
         let files = [open(0)?, open(1)?];
-        let syncer = Syncer::start(&files)?;
         let mut cycles: Vec<(usize, Cycle)> = Vec::new();
         for (i, f) in files.iter().enumerate() {
             if let Some(cycle) = read_cycle(f)? {
@@ -173,7 +167,6 @@ impl Journal {
                 cycle: last_cycle,
                 offset: 0,
                 capacity,
-                syncer,
             },
             tail,
         ))
@@ -225,17 +218,9 @@ impl Journal {
         self.write_at_offset(payload)
     }
 
-    /// Makes every group written so far durable, running `work` while the sync is under way;
-    /// returns the sync's outcome and `work`'s.
-    pub(crate) fn sync_while<R>(&self, work: impl FnOnce() -> R) -> (std::io::Result<()>, R) {
-        let gone = || std::io::Error::other("the journal's sync thread is gone");
-        let requests = self.syncer.requests.as_ref().expect("set until drop");
-        if requests.send(self.current).is_err() {
-            return (Err(gone()), work());
-        }
-        let result = work();
-        let synced = self.syncer.results.recv().unwrap_or_else(|_| Err(gone()));
-        (synced, result)
+    /// Makes every group written so far durable.
+    pub(crate) fn sync(&self) -> std::io::Result<()> {
+        self.files[self.current].file.sync_data()
     }
 
     fn write_at_offset(&mut self, bytes: &[u8]) -> std::io::Result<()> {

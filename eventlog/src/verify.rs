@@ -98,9 +98,13 @@ impl fmt::Display for Report {
     }
 }
 
-/// Verifies an open log, up to its durable head (appends in flight are not looked at).
+/// Verifies an open log, up to its durable head (appends in flight are not looked at). The
+/// acknowledged records the log still holds in memory are applied to sled first, so the scan
+/// covers exactly what is stored.
 pub fn verify(log: &SledLog) -> Result<Report, LogError> {
-    scan(&log.db().open_tree(LOG_TREE)?, log.head())
+    let head = log.head();
+    log.apply_tail()?;
+    scan(&log.db().open_tree(LOG_TREE)?, head)
 }
 
 /// Verifies the log in `dir` without building its indexes, so it also works on a log that

@@ -40,6 +40,7 @@ async fn crc_mismatch_names_the_position_on_read_open_and_verify() {
         log.append(request("s", ExpectedVersion::Any, events("s", 10)))
             .await
             .unwrap();
+        log.apply_tail().unwrap();
         let tree = log.db().open_tree(LOG_TREE).unwrap();
         let chunk = tree.get(key(1, 0)).unwrap().unwrap();
         let fifth = record_offset(&chunk, 4);
@@ -99,6 +100,7 @@ async fn damage_inside_a_split_record_names_that_record() {
     log.append(request("s", ExpectedVersion::Any, vec![big]))
         .await
         .unwrap();
+    log.apply_tail().unwrap();
     let tree = log.db().open_tree(LOG_TREE).unwrap();
     flip(&tree, &key(3, 2), 10);
     assert!(matches!(
@@ -133,6 +135,7 @@ async fn verify_is_clean_on_a_good_log_and_reports_gaps_and_layout() {
         assert!(report.to_string().contains("clean"));
 
         // Lose the group commit at positions 1..=4 (its small records and the split one).
+        log.apply_tail().unwrap();
         let tree = log.db().open_tree(LOG_TREE).unwrap();
         let lost: Vec<_> = tree
             .range(key(1, 0)..key(5, 0))

@@ -22,6 +22,8 @@ fn chunk_key(position: u64, part: u32) -> Vec<u8> {
 }
 
 /// Appends `n` single-event appends of 700 bytes each and returns every record's payload.
+/// Each is applied to sled at once, so every record has a chunk of its own that a test can
+/// remove as a crash would.
 async fn fill(log: &SledLog, n: u64) -> Vec<Vec<u8>> {
     let mut payloads = Vec::new();
     for i in 0..n {
@@ -34,6 +36,7 @@ async fn fill(log: &SledLog, n: u64) -> Vec<Vec<u8>> {
         ))
         .await
         .unwrap();
+        log.apply_tail().unwrap();
     }
     payloads
 }
