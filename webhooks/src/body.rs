@@ -83,12 +83,21 @@ pub fn at_level(template: &str, level: WebhookLevel) -> Cow<'_, str> {
 /// A complete body: `template` with `"id"` first.
 pub fn with_id(template: &str, id: &str) -> String {
     let rest = template.strip_prefix('{').unwrap_or(template);
-    let id = Value::String(id.to_owned());
-    if rest == "}" {
-        format!("{{\"id\":{id}}}")
+    let mut body = String::with_capacity(template.len() + id.len() + 8);
+    body.push_str("{\"id\":");
+    if id.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        // Nothing to escape (delivery ids never need it): the quoted text as is.
+        body.push('"');
+        body.push_str(id);
+        body.push('"');
     } else {
-        format!("{{\"id\":{id},{rest}")
+        body.push_str(&Value::String(id.to_owned()).to_string());
     }
+    if rest != "}" {
+        body.push(',');
+    }
+    body.push_str(rest);
+    body
 }
 
 /// The event's own fields, with anything secret removed: password hashes, SMTP passwords,
@@ -171,6 +180,9 @@ mod tests {
         let t = render(&envelope(7), &event);
         let full: Value = serde_json::from_str(&with_id(&t, "msg_1")).unwrap();
         assert_eq!(full["id"], "msg_1");
+        let quoted: Value = serde_json::from_str(&with_id(&t, "a\"b\\c\n")).unwrap();
+        assert_eq!(quoted["id"], "a\"b\\c\n");
+        assert_eq!(with_id("{}", "m"), r#"{"id":"m"}"#);
         assert_eq!(full["type"], "user.created");
         assert_eq!(full["type_code"], 4100);
         assert_eq!(full["timestamp"], "2023-11-14T22:13:20.123456Z");

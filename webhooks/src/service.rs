@@ -26,6 +26,7 @@ use domain::ids::{TenantRef, WebhookId};
 use domain::model::Webhook;
 use domain::Event;
 use eventlog::{Checkpoints, DbSync, EventLog, Position, RecordedEvent, Subscription};
+use reqwest::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use tokio::sync::{watch, Notify};
 use writer::{Clock, CommandMeta, Writer};
 
@@ -34,7 +35,7 @@ use crate::config::DeliveryConfig;
 use crate::error::WebhookError;
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::secret::{Secret, SecretStore};
-use crate::sign::signature_header;
+use crate::sign::{header_of, Signer};
 use crate::store::*;
 
 /// The consumer name: its checkpoint and records live in the tree `sub/webhooks`.
@@ -64,12 +65,13 @@ struct Inner {
     db: sled::Db,
     checkpoints: Checkpoints,
     secrets: SecretStore,
-    /// Secrets already read from the store: every attempt signs, and they never change.
+    /// Secrets already read from the store: they never change.
     secret_cache: RwLock<HashMap<String, Secret>>,
-    /// Attempt outcomes and requeues go to sled through one thread that applies whatever
-    /// has queued up as one batch, in the order they were queued: sled's batches take a
+    /// Attempt outcomes and requeues go to sled through one thread that applies what has
+    /// queued up as one batch, in the order they were queued: sled's batches take a
     /// process-wide lock, and holding it from the async workers stalled every request in
-    /// flight.
+    /// flight. It also takes each applied outcome out of the queue, so an attempt's task ends
+    /// when its request does.
     recorder: std::sync::mpsc::Sender<Recording>,
     log: Arc<dyn EventLog>,
     writer: Writer,
@@ -77,10 +79,12 @@ struct Inner {
     config: DeliveryConfig,
     http: reqwest::Client,
     registry: RwLock<HashMap<WebhookId, Webhook>>,
-    queues: Mutex<Queues>,
+    /// Per endpoint, what its attempts need prepared (see [`Target`]).
+    targets: RwLock<HashMap<WebhookId, Arc<Target>>>,
+    queues: Arc<Mutex<Queues>>,
     subscription: tokio::sync::Mutex<Subscription>,
     /// Woken whenever work may have become available or an attempt finished.
-    wake: Notify,
+    wake: Arc<Notify>,
     metrics: Arc<Metrics>,
     position: watch::Sender<Position>,
 }
@@ -164,6 +168,21 @@ impl Queues {
         true
     }
 
+    /// Undoes [`Queues::settle`] for a delivery whose settling outcome was not written: it
+    /// is pending again, and its event open.
+    fn unsettle(&mut self, id: DeliveryId, body: &Arc<str>) {
+        if let Some(queued) = self.queued.get_mut(&id) {
+            queued.record.status = DeliveryStatus::Pending;
+        }
+        self.open
+            .entry((id.position, id.seq))
+            .or_insert_with(|| OpenEvent {
+                unsettled: 0,
+                body: body.clone(),
+            })
+            .unsettled += 1;
+    }
+
     fn promote(&mut self, now_us: i64) {
         while let Some(&(due, id)) = self.timers.first() {
             if due > now_us {
@@ -218,14 +237,6 @@ impl Queues {
     fn idle(&self) -> bool {
         self.in_flight == 0 && self.ready.is_empty() && self.recording == 0
     }
-}
-
-/// What one attempt came to.
-enum Outcome {
-    /// Delivered, given up or cancelled, and written down.
-    Settled,
-    /// Retry at this time.
-    Retry(i64),
 }
 
 impl Webhooks {
@@ -289,12 +300,22 @@ impl Webhooks {
             .build()
             .expect("the HTTP client builds with rustls");
         let (position_tx, _) = watch::channel(position);
+        let queues = Arc::new(Mutex::new(queues));
+        let wake = Arc::new(Notify::new());
+        let recorder = start_recorder(Recorder {
+            tree: tree.clone(),
+            queues: queues.clone(),
+            wake: wake.clone(),
+            metrics: metrics.clone(),
+            clock: clock.clone(),
+            config: config.clone(),
+        })?;
         Ok(Webhooks {
             inner: Arc::new(Inner {
                 db: db.clone(),
                 secrets: SecretStore::open(sync)?,
                 secret_cache: RwLock::new(HashMap::new()),
-                recorder: start_recorder(tree.clone())?,
+                recorder,
                 subscription: tokio::sync::Mutex::new(Subscription::new(log.clone(), position)),
                 checkpoints,
                 log,
@@ -303,8 +324,9 @@ impl Webhooks {
                 config,
                 http,
                 registry: RwLock::new(registry),
-                queues: Mutex::new(queues),
-                wake: Notify::new(),
+                targets: RwLock::new(HashMap::new()),
+                queues,
+                wake,
                 metrics,
                 position: position_tx,
             }),
@@ -741,9 +763,9 @@ impl Inner {
             let (done, written) = std::sync::mpsc::channel();
             self.submit(
                 ops,
-                Box::new(move |result| {
+                Then::Tell(Box::new(move |result| {
                     let _ = done.send(result);
-                }),
+                })),
             )?;
             written
         };
@@ -770,36 +792,72 @@ impl Inner {
                     id,
                     held: true,
                 };
-                let outcome = match inner.attempt(id, &mut slot).await {
-                    Ok(outcome) => outcome,
-                    Err(error) => {
-                        // The outcome could not be written: the delivery stays due on disk;
-                        // try again after the first retry delay.
-                        tracing::error!(delivery = %id, %error, "webhook attempt failed to run");
-                        let delay = inner.config.retry_schedule.first().copied();
-                        Outcome::Retry(
-                            inner.clock.now_us()
-                                + delay.unwrap_or(Duration::from_secs(5)).as_micros() as i64,
-                        )
-                    }
-                };
-                slot.release();
-                let mut queues = inner.lock_queues();
-                queues.recording -= 1;
-                match outcome {
-                    Outcome::Retry(due) => queues.schedule(id, due, inner.clock.now_us()),
-                    Outcome::Settled => {
-                        queues.queued.remove(&id);
-                    }
+                if let Err(error) = inner.attempt(id, &mut slot).await {
+                    // No outcome reached the recorder: the delivery stays due on disk; try
+                    // again after the first retry delay.
+                    tracing::error!(delivery = %id, %error, "webhook attempt failed to run");
+                    slot.release();
+                    let now = inner.clock.now_us();
+                    let mut queues = inner.lock_queues();
+                    queues.recording -= 1;
+                    queues.schedule(id, now + first_delay_us(&inner.config), now);
+                    drop(queues);
+                    inner.wake.notify_waiters();
                 }
-                drop(queues);
-                inner.wake.notify_waiters();
             });
         }
     }
 
-    /// One HTTP attempt of a queued delivery, with its outcome written down.
-    async fn attempt(&self, id: DeliveryId, slot: &mut Slot<'_>) -> Result<Outcome, WebhookError> {
+    /// What attempts to the endpoint need, prepared once per version of the endpoint;
+    /// `None` if it is disabled or gone.
+    fn target(&self, id: WebhookId) -> Result<Option<Arc<Target>>, WebhookError> {
+        let webhook = {
+            let registry = self.read_registry();
+            let Some(webhook) = registry.get(&id).filter(|w| w.spec.enabled) else {
+                drop(registry);
+                self.targets
+                    .write()
+                    .expect("target lock poisoned")
+                    .remove(&id);
+                return Ok(None);
+            };
+            let targets = self.targets.read().expect("target lock poisoned");
+            if let Some(target) = targets.get(&id).filter(|t| t.webhook == *webhook) {
+                return Ok(Some(target.clone()));
+            }
+            webhook.clone()
+        };
+        let signer = |fingerprint: &str| -> Result<Option<Signer>, WebhookError> {
+            let secret = self.secret(fingerprint)?;
+            if secret.is_none() {
+                tracing::error!(
+                    webhook = %webhook.id, fingerprint, "signing secret missing from the store"
+                );
+            }
+            Ok(secret.as_ref().map(Signer::new))
+        };
+        let current = signer(&webhook.secret)?;
+        let retiring = match &webhook.retiring {
+            Some(r) => signer(&r.fingerprint)?.map(|s| (s, r.valid_until)),
+            None => None,
+        };
+        let target = Arc::new(Target {
+            url: reqwest::Url::parse(&webhook.spec.url).ok(),
+            webhook,
+            current,
+            retiring,
+        });
+        self.targets
+            .write()
+            .expect("target lock poisoned")
+            .insert(id, target.clone());
+        Ok(Some(target))
+    }
+
+    /// One HTTP attempt of a queued delivery; its outcome goes to the recorder, which takes
+    /// the delivery out of the queue or schedules its retry once the outcome is written.
+    /// An error means no outcome was handed over.
+    async fn attempt(&self, id: DeliveryId, slot: &mut Slot<'_>) -> Result<(), WebhookError> {
         let (mut record, template) = {
             let queues = self.lock_queues();
             let record = queues.queued.get(&id).map(|q| q.record.clone());
@@ -812,39 +870,28 @@ impl Inner {
                 _ => return Err(WebhookError::UnknownDelivery { id: id.to_string() }),
             }
         };
-        let endpoint = self
-            .read_registry()
-            .get(&id.webhook)
-            .filter(|w| w.spec.enabled)
-            .cloned();
-        let Some(endpoint) = endpoint else {
+        let Some(target) = self.target(id.webhook)? else {
             record.status = DeliveryStatus::Cancelled;
             record.last_error = Some("the endpoint was disabled or removed".into());
-            self.settle(&record, &template).await?;
-            return Ok(Outcome::Settled);
+            return self.write_outcome(slot, record, &template, Next::Settled);
         };
+        let spec = &target.webhook.spec;
         let msg_id = id.to_string();
-        let body = body::with_id(&body::at_level(&template, endpoint.spec.level), &msg_id);
+        let body = body::with_id(&body::at_level(&template, spec.level), &msg_id);
         let now_us = self.clock.now_us();
         let timestamp = now_us.div_euclid(1_000_000);
-        let mut secrets = Vec::new();
-        for fingerprint in endpoint.signing_secrets(timestamp) {
-            match self.secret(fingerprint)? {
-                Some(secret) => secrets.push(secret),
-                None => tracing::error!(
-                    webhook = %endpoint.id, fingerprint, "signing secret missing from the store"
-                ),
-            }
-        }
-        let signature = signature_header(&secrets, &msg_id, timestamp, body.as_bytes());
-        let mut request = self
-            .http
-            .post(&endpoint.spec.url)
-            .header("content-type", "application/json")
-            .header("webhook-id", &msg_id)
-            .header("webhook-timestamp", timestamp.to_string())
-            .header("webhook-signature", signature);
-        for (name, value) in &endpoint.spec.custom_headers {
+        let signature = target.signature(&msg_id, timestamp, body.as_bytes());
+        let request = match &target.url {
+            Some(url) => self.http.post(url.clone()),
+            // Fails as the unparsed text would, and is recorded as such.
+            None => self.http.post(&spec.url),
+        };
+        let mut request = request
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .header(WEBHOOK_ID, &msg_id)
+            .header(WEBHOOK_TIMESTAMP, timestamp)
+            .header(WEBHOOK_SIGNATURE, signature);
+        for (name, value) in &spec.custom_headers {
             request = request.header(name, value);
         }
         Metrics::add(&self.metrics.attempts, 1);
@@ -871,102 +918,78 @@ impl Inner {
         // The request is over: the next one to this endpoint need not wait for the disk.
         slot.release();
         Metrics::add(&self.metrics.latency_us_sum, latency.as_micros() as u64);
+        let failed = error.is_some();
         record.record(Attempt {
             at_us: now_us,
             status_code,
             latency_ms: latency.as_millis() as u64,
-            error: error.clone(),
+            error,
         });
-        if error.is_none() {
+        if !failed {
             record.status = DeliveryStatus::Delivered;
             Metrics::add(&self.metrics.delivered, 1);
-            self.settle(&record, &template).await?;
-            return Ok(Outcome::Settled);
+            return self.write_outcome(slot, record, &template, Next::Settled);
         }
         Metrics::add(&self.metrics.failures, 1);
         if status_code == Some(410) {
             record.status = DeliveryStatus::Failed;
-            self.settle(&record, &template).await?;
-            self.disable(&endpoint, &msg_id).await;
-            return Ok(Outcome::Settled);
+            self.write_outcome(slot, record, &template, Next::Settled)?;
+            self.disable(id.webhook, &msg_id).await;
+            return Ok(());
         }
         record.failures_in_series += 1;
         match self.retry_delay(record.failures_in_series, retry_after) {
             Some(delay) => {
                 record.next_attempt_at_us = self.clock.now_us() + delay.as_micros() as i64;
                 let due = record.next_attempt_at_us;
-                self.write_outcome(record, &template, false).await?;
-                Ok(Outcome::Retry(due))
+                self.write_outcome(slot, record, &template, Next::Retry(due))
             }
             None => {
                 record.status = DeliveryStatus::Failed;
                 Metrics::add(&self.metrics.gave_up, 1);
-                self.settle(&record, &template).await?;
-                Ok(Outcome::Settled)
+                self.write_outcome(slot, record, &template, Next::Settled)
             }
         }
     }
 
-    /// Writes a finished delivery (and its event's open row away, if it was the last).
-    async fn settle(&self, record: &DeliveryRecord, body: &Arc<str>) -> Result<(), WebhookError> {
-        self.write_outcome(record.clone(), body, true).await?;
-        Metrics::sub(&self.metrics.queue_depth, 1);
-        Ok(())
-    }
-
-    /// Makes `record` the queued delivery's state and writes it through the recorder;
-    /// `settled` also counts it out of its event. Returns once it is applied; if that
-    /// failed, the delivery is still open (nothing of the batch was written).
-    async fn write_outcome(
+    /// Makes `record` the queued delivery's state and hands it to the recorder (releasing
+    /// the attempt's slot first, if it still holds it). `Next::Settled` also counts it out
+    /// of its event, whose open row goes with the last one.
+    fn write_outcome(
         &self,
+        slot: &mut Slot<'_>,
         record: DeliveryRecord,
         body: &Arc<str>,
-        settled: bool,
+        next: Next,
     ) -> Result<(), WebhookError> {
+        slot.release();
         let id = record.id();
         let mut ops = vec![Op::Put(delivery_key(DELIVERY, id), encode_record(&record))];
-        let (done, applied) = tokio::sync::oneshot::channel();
-        {
-            let mut queues = self.lock_queues();
-            if settled && queues.settle(id) {
-                ops.push(Op::Close(open_key(id.position, id.seq)));
-            }
-            if let Some(queued) = queues.queued.get_mut(&id) {
-                queued.record = record;
-            }
-            // Queued under the lock, so a requeue of the same event reopens it after this.
-            self.submit(
-                ops,
-                Box::new(move |result| {
-                    let _ = done.send(result);
-                }),
-            )?;
+        let mut queues = self.lock_queues();
+        let settled = matches!(next, Next::Settled);
+        if settled && queues.settle(id) {
+            ops.push(Op::Close(open_key(id.position, id.seq)));
         }
-        let result = applied
-            .await
-            .map_err(|_| WebhookError::RecorderGone)
-            .and_then(|r| r.map_err(WebhookError::Storage));
-        if result.is_err() && settled {
-            let mut queues = self.lock_queues();
-            if let Some(queued) = queues.queued.get_mut(&id) {
-                queued.record.status = DeliveryStatus::Pending;
-            }
-            queues
-                .open
-                .entry((id.position, id.seq))
-                .or_insert_with(|| OpenEvent {
-                    unsettled: 0,
-                    body: body.clone(),
-                })
-                .unsettled += 1;
+        if let Some(queued) = queues.queued.get_mut(&id) {
+            queued.record = record;
         }
-        result
+        // Queued under the lock, so a requeue of the same event reopens it after this.
+        let then = Then::Outcome {
+            id,
+            next,
+            body: body.clone(),
+        };
+        let submitted = self.submit(ops, then);
+        if submitted.is_err() && settled {
+            queues.unsettle(id, body);
+        }
+        submitted
     }
 
-    /// Queues `ops` for the recorder thread; `done` hears how the batch went.
-    fn submit(&self, ops: Vec<Op>, done: Done) -> Result<(), WebhookError> {
+    /// Queues `ops` for the recorder thread, with what to do once they are applied.
+    fn submit(&self, ops: Vec<Op>, then: Then) -> Result<(), WebhookError> {
         self.recorder
-            .send(Recording { ops, done })
+            .send(Recording { ops, then })
             .map_err(|_| WebhookError::RecorderGone)
     }
 
@@ -982,12 +1005,12 @@ impl Inner {
     }
 
     /// 410 Gone: stop sending at once, and record the disable in the log.
-    async fn disable(&self, endpoint: &Webhook, msg_id: &str) {
+    async fn disable(&self, webhook: WebhookId, msg_id: &str) {
         if let Some(w) = self
             .registry
             .write()
             .expect("registry lock poisoned")
-            .get_mut(&endpoint.id)
+            .get_mut(&webhook)
         {
             w.spec.enabled = false;
         }
@@ -998,15 +1021,59 @@ impl Inner {
             expected_version: None,
         };
         let command = DisableWebhook {
-            webhook_id: endpoint.id,
+            webhook_id: webhook,
             reason: format!("the endpoint answered 410 Gone to delivery {msg_id}"),
         };
         if let Err(error) = self.writer.execute(meta, command.into()).await {
             // The endpoint is already off in memory; after a restart the next 410 tries
             // again.
-            tracing::warn!(webhook = %endpoint.id, %error, "could not record the webhook as disabled");
+            tracing::warn!(%webhook, %error, "could not record the webhook as disabled");
         }
     }
+}
+
+const WEBHOOK_ID: HeaderName = HeaderName::from_static("webhook-id");
+const WEBHOOK_TIMESTAMP: HeaderName = HeaderName::from_static("webhook-timestamp");
+const WEBHOOK_SIGNATURE: HeaderName = HeaderName::from_static("webhook-signature");
+
+/// The parsed URL and keyed signers of one version of an endpoint.
+struct Target {
+    /// The endpoint as prepared; once it changes, the next attempt prepares it again.
+    webhook: Webhook,
+    /// `None` if the URL does not parse (each attempt then fails on the text).
+    url: Option<reqwest::Url>,
+    /// `None` if the secret is missing from the store (logged when prepared).
+    current: Option<Signer>,
+    /// The retiring secret and the Unix second it stops signing at.
+    retiring: Option<(Signer, i64)>,
+}
+
+impl Target {
+    /// The `webhook-signature` value: the current secret's signature, then the retiring
+    /// one's during its grace period (as `Webhook::signing_secrets` orders them).
+    fn signature(&self, msg_id: &str, timestamp: i64, body: &[u8]) -> String {
+        let retiring = self
+            .retiring
+            .as_ref()
+            .filter(|(_, until)| timestamp < *until)
+            .map(|(signer, _)| signer);
+        header_of(self.current.iter().chain(retiring), msg_id, timestamp, body)
+    }
+}
+
+/// What follows an attempt's outcome once it is written.
+enum Next {
+    /// Delivered, given up or cancelled: out of the queue.
+    Settled,
+    /// A retry, due at this time.
+    Retry(i64),
+}
+
+/// The first retry delay in microseconds: when an outcome could not be written, the
+/// delivery is tried again after it.
+fn first_delay_us(config: &DeliveryConfig) -> i64 {
+    let delay = config.retry_schedule.first().copied();
+    delay.unwrap_or(Duration::from_secs(5)).as_micros() as i64
 }
 
 /// An attempt's hold on its endpoint's concurrency slot, released once the request is over.
@@ -1045,37 +1112,102 @@ enum Op {
 /// Told how the batch holding a recording went.
 type Done = Box<dyn FnOnce(Result<(), sled::Error>) + Send>;
 
+/// What the recorder does once a recording's batch is applied (or failed).
+enum Then {
+    /// An attempt's outcome (its slot already released, counted in `Queues::recording`).
+    Outcome {
+        id: DeliveryId,
+        next: Next,
+        /// To reopen its event if the write failed.
+        body: Arc<str>,
+    },
+    /// Someone waits for the write.
+    Tell(Done),
+}
+
 struct Recording {
     ops: Vec<Op>,
-    done: Done,
+    then: Then,
 }
 
 /// Most recordings applied in one batch.
-const RECORD_BATCH: usize = 1024;
+const RECORD_BATCH: usize = 4096;
+/// How long the recorder gathers recordings after the first before applying them: each
+/// sled batch costs a log buffer write of its own, so outcomes are written in fewer, larger
+/// batches. An outcome waiting here is only a delivery that a crash would send again.
+const RECORD_LINGER: Duration = Duration::from_millis(5);
+
+/// The recorder thread's share of the service.
+struct Recorder {
+    tree: sled::Tree,
+    queues: Arc<Mutex<Queues>>,
+    wake: Arc<Notify>,
+    metrics: Arc<Metrics>,
+    clock: Arc<dyn Clock>,
+    config: DeliveryConfig,
+}
 
 /// Starts the recorder thread; it ends when the service (the last sender) is dropped.
-fn start_recorder(tree: sled::Tree) -> Result<std::sync::mpsc::Sender<Recording>, WebhookError> {
+fn start_recorder(recorder: Recorder) -> Result<std::sync::mpsc::Sender<Recording>, WebhookError> {
     let (tx, rx) = std::sync::mpsc::channel::<Recording>();
     std::thread::Builder::new()
         .name("webhooks-recorder".into())
         .spawn(move || {
             while let Ok(first) = rx.recv() {
                 let mut group = vec![first];
+                let until = Instant::now() + RECORD_LINGER;
                 while group.len() < RECORD_BATCH {
-                    match rx.try_recv() {
+                    let left = until.saturating_duration_since(Instant::now());
+                    match rx.recv_timeout(left) {
                         Ok(more) => group.push(more),
                         Err(_) => break,
                     }
                 }
-                let result = apply_recordings(&tree, &group);
-                for recording in group {
-                    // The attempt may have been dropped (shutdown); nothing waits then.
-                    (recording.done)(result.clone());
-                }
+                let result = apply_recordings(&recorder.tree, &group);
+                recorder.finish(group, result);
             }
         })
         .map_err(|e| WebhookError::RecorderStart(e.to_string()))?;
     Ok(tx)
+}
+
+impl Recorder {
+    /// Takes applied outcomes out of the queue or schedules their retries; a failed batch
+    /// leaves them due after the first retry delay, their events open.
+    fn finish(&self, group: Vec<Recording>, result: Result<(), sled::Error>) {
+        if let Err(error) = &result {
+            tracing::error!(%error, "webhook outcomes could not be written");
+        }
+        let now = self.clock.now_us();
+        let mut queues = self.queues.lock().expect("queue lock poisoned");
+        let mut tell = Vec::new();
+        for recording in group {
+            match recording.then {
+                Then::Tell(done) => tell.push(done),
+                Then::Outcome { id, next, body } => {
+                    queues.recording -= 1;
+                    match (&result, next) {
+                        (Ok(()), Next::Settled) => {
+                            queues.queued.remove(&id);
+                            Metrics::sub(&self.metrics.queue_depth, 1);
+                        }
+                        (Ok(()), Next::Retry(due)) => queues.schedule(id, due, now),
+                        (Err(_), next) => {
+                            if matches!(next, Next::Settled) {
+                                queues.unsettle(id, &body);
+                            }
+                            queues.schedule(id, now + first_delay_us(&self.config), now);
+                        }
+                    }
+                }
+            }
+        }
+        drop(queues);
+        self.wake.notify_waiters();
+        for done in tell {
+            done(result.clone());
+        }
+    }
 }
 
 /// Applies a group of recordings, in order, as one batch.

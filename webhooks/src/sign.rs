@@ -10,24 +10,60 @@ use crate::secret::Secret;
 
 /// One `v1,…` signature.
 pub fn sign(secret: &Secret, msg_id: &str, timestamp: i64, body: &[u8]) -> String {
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(secret.key()).expect("HMAC accepts keys of any length");
-    mac.update(msg_id.as_bytes());
-    mac.update(b".");
-    mac.update(timestamp.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
+    Signer::new(secret).sign(msg_id, timestamp, body)
 }
 
 /// The `webhook-signature` header value: a signature per secret, space-separated, so a
 /// receiver that knows either the old or the new secret during a rotation can verify.
 pub fn signature_header(secrets: &[Secret], msg_id: &str, timestamp: i64, body: &[u8]) -> String {
-    secrets
-        .iter()
-        .map(|s| sign(s, msg_id, timestamp, body))
-        .collect::<Vec<_>>()
-        .join(" ")
+    let signers: Vec<Signer> = secrets.iter().map(Signer::new).collect();
+    header_of(signers.iter(), msg_id, timestamp, body)
+}
+
+/// The header from `signers`, in order.
+pub(crate) fn header_of<'a>(
+    signers: impl Iterator<Item = &'a Signer>,
+    msg_id: &str,
+    timestamp: i64,
+    body: &[u8],
+) -> String {
+    let mut header = String::new();
+    for signer in signers {
+        if !header.is_empty() {
+            header.push(' ');
+        }
+        header.push_str(&signer.sign(msg_id, timestamp, body));
+    }
+    header
+}
+
+/// HMAC-SHA256 keyed with one secret. Keying hashes the padded key, so every delivery to an
+/// endpoint starts from a copy of this state instead of keying again.
+#[derive(Clone)]
+pub(crate) struct Signer {
+    keyed: Hmac<Sha256>,
+}
+
+impl Signer {
+    pub(crate) fn new(secret: &Secret) -> Signer {
+        Signer {
+            keyed: Hmac::<Sha256>::new_from_slice(secret.key())
+                .expect("HMAC accepts keys of any length"),
+        }
+    }
+
+    pub(crate) fn sign(&self, msg_id: &str, timestamp: i64, body: &[u8]) -> String {
+        let mut mac = self.keyed.clone();
+        mac.update(msg_id.as_bytes());
+        mac.update(b".");
+        mac.update(timestamp.to_string().as_bytes());
+        mac.update(b".");
+        mac.update(body);
+        let mut signature = String::with_capacity(47);
+        signature.push_str("v1,");
+        STANDARD.encode_string(mac.finalize().into_bytes(), &mut signature);
+        signature
+    }
 }
 
 #[cfg(test)]
