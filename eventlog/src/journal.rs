@@ -45,7 +45,8 @@ use crate::Position;
 
 const MAGIC: &[u8; 8] = b"HLYJRNL1";
 const FILE_HEADER_LEN: u64 = 32;
-const GROUP_HEADER_LEN: usize = 16;
+/// The bytes a group's buffer starts with, left free for [`Journal::write`] to fill in.
+pub(crate) const GROUP_HEADER_LEN: usize = 16;
 /// Files grow by zero-filled steps of this size, so block allocation (a metadata commit) is
 /// paid once per step rather than on every commit.
 const GROW_STEP: u64 = 4 << 20;
@@ -60,14 +61,18 @@ pub(crate) struct Tail {
 }
 
 impl Tail {
-    /// Adds records that continue the tail (`spans` index into `encoded`).
+    /// Adds records that continue the tail (`spans` index into `encoded`, whose bytes outside
+    /// them are not copied).
     pub(crate) fn extend(&mut self, encoded: &[u8], spans: &[(Position, Range<usize>)]) {
-        let base = self.encoded.len() - spans.first().map_or(0, |(_, r)| r.start);
-        self.encoded.extend_from_slice(encoded);
+        let (Some((_, first)), Some((_, last))) = (spans.first(), spans.last()) else {
+            return;
+        };
+        let (from, to) = (first.start, self.encoded.len());
+        self.encoded.extend_from_slice(&encoded[from..last.end]);
         self.spans.extend(
             spans
                 .iter()
-                .map(|(p, r)| (*p, r.start + base..r.end + base)),
+                .map(|(p, r)| (*p, r.start - from + to..r.end - from + to)),
         );
     }
 
@@ -201,21 +206,20 @@ impl Journal {
         self.start(first_position)
     }
 
-    /// Writes one group (not yet durable: see [`Journal::sync`]).
+    /// Writes one group (not yet durable: see [`Journal::sync`]). `group` is
+    /// [`GROUP_HEADER_LEN`] bytes for the header, filled in here, then the payload: the
+    /// caller encodes behind the header's room so that the group is one write.
     pub(crate) fn write(
         &mut self,
         first_position: Position,
-        payload: &[u8],
+        group: &mut [u8],
     ) -> std::io::Result<()> {
+        let (header, payload) = group.split_at_mut(GROUP_HEADER_LEN);
         let payload_len = u32::try_from(payload.len()).expect("a group commit is below 4 GiB");
-        let mut header = [0u8; GROUP_HEADER_LEN];
         header[0..4].copy_from_slice(&payload_len.to_le_bytes());
         header[4..8].copy_from_slice(&group_crc(first_position, payload).to_le_bytes());
         header[8..16].copy_from_slice(&first_position.to_le_bytes());
-        // Two writes rather than copying a group of up to megabytes into one buffer; the
-        // fdatasync after them is what counts.
-        self.write_at_offset(&header)?;
-        self.write_at_offset(payload)
+        self.write_at_offset(group)
     }
 
     /// Makes every group written so far durable.

@@ -65,7 +65,7 @@ use tokio::sync::{oneshot, watch};
 
 use crate::codec::{self, decode_record, frame_len, frames, MAX_RECORD_BYTES};
 use crate::error::{AppendError, LogError};
-use crate::journal::{Journal, Tail};
+use crate::journal::{Journal, Tail, GROUP_HEADER_LEN};
 use crate::{AppendRequest, Appended, EventLog, Position, RecordedEvent};
 
 /// The sled tree holding the log's chunks. Other trees in the same [`sled::Db`] belong to
@@ -260,6 +260,8 @@ impl SledLog {
             data_file,
             journal,
             applier,
+            group: Vec::new(),
+            spans: Vec::new(),
             max_batch: options.max_batch_requests.max(1),
             next_position: head + 1,
         };
@@ -976,6 +978,9 @@ struct Writer {
     data_file: File,
     journal: Journal,
     applier: Applier,
+    /// The buffers a batch is encoded into, kept between commits (see [`Writer::commit`]).
+    group: Vec<u8>,
+    spans: Vec<(Position, Range<usize>)>,
     max_batch: usize,
     next_position: Position,
 }
@@ -1038,6 +1043,7 @@ enum Outcome {
 
 /// The batch being assembled: encoded records and what they will change in the index.
 struct Staged<'a> {
+    /// Room for the journal's group header, then the records.
     encoded: Vec<u8>,
     spans: Vec<(Position, Range<usize>)>,
     versions: HashMap<&'a str, u64>,
@@ -1090,9 +1096,19 @@ impl Writer {
             }
             return;
         }
+        // Reusing the buffers spares growing new ones through the batch, but one that a bulk
+        // append made large is let go.
+        let mut encoded = std::mem::take(&mut self.group);
+        if encoded.capacity() > 1 << 20 {
+            encoded = Vec::new();
+        }
+        encoded.clear();
+        encoded.resize(GROUP_HEADER_LEN, 0);
+        let mut spans = std::mem::take(&mut self.spans);
+        spans.clear();
         let mut staged = Staged {
-            encoded: Vec::new(),
-            spans: Vec::new(),
+            encoded,
+            spans,
             versions: HashMap::new(),
             new_keys: HashMap::new(),
             next: self.next_position,
@@ -1105,7 +1121,7 @@ impl Writer {
                 .collect()
         };
         let Staged {
-            encoded,
+            mut encoded,
             spans,
             new_keys,
             next,
@@ -1113,7 +1129,7 @@ impl Writer {
         } = staged;
 
         if !spans.is_empty() {
-            if let Err(e) = self.write_durably(&encoded, &spans) {
+            if let Err(e) = self.write_durably(&mut encoded, &spans) {
                 tracing::error!(error = %e, "group commit failed; poisoning the event log");
                 self.shared.poisoned.store(true, Ordering::Release);
                 let e = Arc::new(e);
@@ -1140,11 +1156,14 @@ impl Writer {
                 if let Outcome::Write(appended) = outcome {
                     written += 1;
                     for (req, a) in pending.reqs.iter().zip(appended) {
-                        index
-                            .streams
-                            .entry(req.stream.clone())
-                            .or_default()
-                            .extend(a.first..=a.last);
+                        // Looked up before inserting: a known stream costs no key copy.
+                        match index.streams.get_mut(&req.stream) {
+                            Some(positions) => positions.extend(a.first..=a.last),
+                            None => {
+                                let positions = (a.first..=a.last).collect();
+                                index.streams.insert(req.stream.clone(), positions);
+                            }
+                        }
                     }
                 }
             }
@@ -1165,15 +1184,16 @@ impl Writer {
             };
             answer(pending.reply, result);
         }
+        (self.group, self.spans) = (encoded, spans);
     }
 
     fn write_durably(
         &mut self,
-        encoded: &[u8],
+        encoded: &mut [u8],
         spans: &[(Position, Range<usize>)],
     ) -> std::io::Result<()> {
         let first = spans[0].0;
-        if self.journal.is_full_for(encoded.len()) {
+        if self.journal.is_full_for(encoded.len() - GROUP_HEADER_LEN) {
             // The other file is about to be overwritten: what it covers must be in sled,
             // durably, first.
             self.shared.apply_tail()?;
