@@ -22,21 +22,23 @@ pub(crate) type JobKey = (i64, JobId);
 /// everything: it starts a new chunk, so keys filed in order fill their chunks.
 const CHUNK: usize = 512;
 
-/// A position: chunk index and offset in it; `(chunks.len(), 0)` is the end.
+/// A position: chunk index (the tail's is `head.len()`) and offset in it.
 type At = (usize, usize);
 
 /// An ordered set of [`JobKey`]s. Serialized as the sorted sequence of its keys, exactly as
 /// the `BTreeSet` it replaces, so snapshots do not change.
 #[derive(Clone, Default)]
 pub(crate) struct JobKeys {
-    /// Sorted, disjoint, each non-empty and at most [`CHUNK`] long.
-    chunks: Vec<Vec<JobKey>>,
+    /// The chunks before the tail: sorted, disjoint, each non-empty and at most [`CHUNK`] long.
+    head: Vec<Vec<JobKey>>,
+    /// The last chunk, after every key of `head`; empty only when the set is. It is kept here
+    /// rather than in `head` because a set is mostly reached through a map of many (a user's
+    /// posting list), so its chunks are rarely in cache: an insert after everything then reads
+    /// only this struct before it writes the key.
+    tail: Vec<JobKey>,
     len: usize,
-    /// The greatest key and the last chunk's length, copied here: a set is mostly reached
-    /// through a map of many (a user's posting list), so its chunks are rarely in cache, and
-    /// with these an insert after everything reads only this struct before it writes.
+    /// The greatest key (the tail's last), copied here for the same reason.
     greatest: Option<JobKey>,
-    tail_len: usize,
 }
 
 impl JobKeys {
@@ -49,76 +51,98 @@ impl JobKeys {
     }
 
     pub(crate) fn first(&self) -> Option<&JobKey> {
-        self.chunks.first().and_then(|c| c.first())
+        self.head.first().unwrap_or(&self.tail).first()
     }
 
     pub(crate) fn last(&self) -> Option<&JobKey> {
         self.greatest.as_ref()
     }
 
+    fn chunk(&self, c: usize) -> &[JobKey] {
+        self.head.get(c).unwrap_or(&self.tail)
+    }
+
+    /// The chunk that holds `key` or would: the first whose last key is not below it. Only for
+    /// a `key` that is not after everything.
+    fn chunk_of(&self, key: &JobKey) -> usize {
+        self.head.partition_point(|c| c[c.len() - 1] < *key)
+    }
+
     /// Adds `key`; `false` if it was there already.
     pub(crate) fn insert(&mut self, key: JobKey) -> bool {
         if self.greatest.is_none_or(|greatest| key > greatest) {
-            match self.chunks.last_mut() {
-                Some(last) if self.tail_len < CHUNK => last.push(key),
-                _ => {
-                    // A set's first chunk grows as needed (most posting lists stay short); a
-                    // chunk after a full one will most likely fill too.
-                    let capacity = if self.chunks.is_empty() { 4 } else { CHUNK };
-                    let mut chunk = Vec::with_capacity(capacity);
-                    chunk.push(key);
-                    self.chunks.push(chunk);
-                    self.tail_len = 0;
-                }
+            if self.tail.len() == CHUNK {
+                // A chunk after a full one will most likely fill too; a set's first chunk
+                // grows as needed (most posting lists stay short).
+                let full = std::mem::replace(&mut self.tail, Vec::with_capacity(CHUNK));
+                self.head.push(full);
             }
-            self.tail_len += 1;
+            self.tail.push(key);
             self.greatest = Some(key);
             self.len += 1;
             return true;
         }
         // Not after everything, so some chunk's last key is ≥ `key`.
-        let c = self.chunks.partition_point(|c| c[c.len() - 1] < key);
-        let chunk = &mut self.chunks[c];
+        let c = self.chunk_of(&key);
+        let in_tail = c == self.head.len();
+        let chunk = if in_tail {
+            &mut self.tail
+        } else {
+            &mut self.head[c]
+        };
         let Err(i) = chunk.binary_search(&key) else {
             return false;
         };
         chunk.insert(i, key);
         if chunk.len() > CHUNK {
             let upper = chunk.split_off(CHUNK / 2);
-            self.chunks.insert(c + 1, upper);
+            if in_tail {
+                let lower = std::mem::replace(&mut self.tail, upper);
+                self.head.push(lower);
+            } else {
+                self.head.insert(c + 1, upper);
+            }
         }
         self.len += 1;
-        self.sync_tail();
         true
     }
 
     /// Removes `key`; `false` if it was not there.
     pub(crate) fn remove(&mut self, key: &JobKey) -> bool {
-        let c = self.chunks.partition_point(|c| c[c.len() - 1] < *key);
-        let Some(chunk) = self.chunks.get_mut(c) else {
+        if self.greatest.is_none_or(|greatest| *key > greatest) {
             return false;
+        }
+        let c = self.chunk_of(key);
+        let in_tail = c == self.head.len();
+        let chunk = if in_tail {
+            &mut self.tail
+        } else {
+            &mut self.head[c]
         };
         let Ok(i) = chunk.binary_search(key) else {
             return false;
         };
         chunk.remove(i);
         if chunk.is_empty() {
-            self.chunks.remove(c);
+            if in_tail {
+                self.tail = self.head.pop().unwrap_or_default();
+            } else {
+                self.head.remove(c);
+            }
         }
         self.len -= 1;
-        self.sync_tail();
+        self.greatest = self.tail.last().copied();
         true
-    }
-
-    /// Copies the last chunk's length and greatest key into the struct (see `greatest`).
-    fn sync_tail(&mut self) {
-        self.tail_len = self.chunks.last().map_or(0, Vec::len);
-        self.greatest = self.chunks.last().and_then(|c| c.last()).copied();
     }
 
     /// Every key, in order.
     pub(crate) fn iter(&self) -> Iter<'_> {
-        self.between((0, 0), (self.chunks.len(), 0))
+        self.between((0, 0), self.end())
+    }
+
+    /// The position after the last key.
+    fn end(&self) -> At {
+        (self.head.len(), self.tail.len())
     }
 
     /// The keys within `(lo, hi)`, in order; empty (never a panic) when the bounds cross.
@@ -131,7 +155,7 @@ impl JobKeys {
         let end = match hi {
             Bound::Included(k) => self.seek(|x| *x <= k),
             Bound::Excluded(k) => self.seek(|x| *x < k),
-            Bound::Unbounded => (self.chunks.len(), 0),
+            Bound::Unbounded => self.end(),
         };
         self.between(start, end)
     }
@@ -139,11 +163,8 @@ impl JobKeys {
     /// The first position whose key is not `before`, for a `before` that holds for a prefix
     /// of the keys.
     fn seek(&self, before: impl Fn(&JobKey) -> bool) -> At {
-        let c = self.chunks.partition_point(|c| before(&c[c.len() - 1]));
-        match self.chunks.get(c) {
-            Some(chunk) => (c, chunk.partition_point(&before)),
-            None => (c, 0),
-        }
+        let c = self.head.partition_point(|c| before(&c[c.len() - 1]));
+        (c, self.chunk(c).partition_point(&before))
     }
 
     fn between(&self, start: At, end: At) -> Iter<'_> {
@@ -159,14 +180,15 @@ impl JobKeys {
         let ((sc, so), (ec, eo)) = (start, end);
         if sc == ec {
             return Iter {
-                front: self.chunks[sc][so..eo].iter(),
+                front: self.chunk(sc)[so..eo].iter(),
                 len: eo - so,
                 ..empty
             };
         }
-        let middle = &self.chunks[sc + 1..ec];
-        let back = self.chunks.get(ec).map_or(&[][..], |c| &c[..eo]);
-        let front = &self.chunks[sc][so..];
+        // `ec` is at most the tail's index, so the chunks between are all in `head`.
+        let middle = &self.head[sc + 1..ec];
+        let back = &self.chunk(ec)[..eo];
+        let front = &self.chunk(sc)[so..];
         Iter {
             len: front.len() + middle.iter().map(Vec::len).sum::<usize>() + back.len(),
             front: front.iter(),
@@ -181,14 +203,14 @@ impl JobKeys {
             keys.sort_unstable();
             keys.dedup();
         }
-        let mut set = JobKeys {
+        let mut head: Vec<Vec<JobKey>> = keys.chunks(CHUNK).map(<[JobKey]>::to_vec).collect();
+        let tail = head.pop().unwrap_or_default();
+        JobKeys {
             len: keys.len(),
-            chunks: keys.chunks(CHUNK).map(<[JobKey]>::to_vec).collect(),
-            greatest: None,
-            tail_len: 0,
-        };
-        set.sync_tail();
-        set
+            greatest: tail.last().copied(),
+            head,
+            tail,
+        }
     }
 }
 

@@ -76,8 +76,9 @@ proptest! {
         prop_assert_eq!(keys.is_empty(), model.is_empty());
         prop_assert_eq!(keys.first(), model.first());
         prop_assert_eq!(keys.last(), model.last());
-        prop_assert!(keys.chunks.iter().all(|c| !c.is_empty() && c.len() <= CHUNK));
-        prop_assert_eq!(keys.tail_len, keys.chunks.last().map_or(0, Vec::len));
+        prop_assert!(keys.head.iter().all(|c| !c.is_empty() && c.len() <= CHUNK));
+        prop_assert!(keys.tail.len() <= CHUNK);
+        prop_assert_eq!(keys.tail.is_empty(), keys.is_empty());
         prop_assert!(keys.iter().eq(model.iter()));
         prop_assert!(keys.iter().rev().eq(model.iter().rev()));
         for (lo, hi) in ranges {
@@ -117,10 +118,7 @@ fn encodes_like_a_btree_set() {
     assert_eq!(ours, bincode::serde::encode_to_vec(&model, config).unwrap());
     let (back, _): (JobKeys, usize) = bincode::serde::decode_from_slice(&ours, config).unwrap();
     assert_eq!(back, keys);
-    assert!(
-        back.chunks.len() < keys.chunks.len(),
-        "loaded keys are packed"
-    );
+    assert!(back.head.len() < keys.head.len(), "loaded keys are packed");
     assert_eq!(back.last(), model.last());
-    assert_eq!(back.tail_len, back.chunks.last().map_or(0, Vec::len));
+    assert_eq!(back.tail.last(), model.last());
 }
