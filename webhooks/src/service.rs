@@ -13,9 +13,11 @@
 //! attempts round-robin across endpoints under a per-endpoint and a global bound, so a
 //! hanging endpoint holds at most its own slots while the others keep flowing. Each outcome
 //! is one record write, and the outcome that settles an event's last delivery removes its
-//! open row in the same batch; the recorder thread applies whatever outcomes have queued up
-//! as one batch. A crash before that batch leaves the delivery due, so it is sent again
-//! (at least once); one sled write per delivery, plus a few per event.
+//! open row in the same batch; the recorder thread gathers outcomes for a few milliseconds,
+//! applies them as one batch, and only then takes settled deliveries out of the queue (or
+//! schedules their retries), so an attempt's task ends with its request. A crash before
+//! that batch leaves the delivery due, so it is sent again (at least once); one sled write
+//! per delivery, plus a few per event.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
@@ -90,10 +92,12 @@ struct Inner {
 }
 
 /// A delivery the dispatcher holds: its record as it stands (ahead of the disk while an
-/// outcome is being written), and its timer while it waits for a retry.
+/// outcome is being written), its timer while it waits for a retry, and whether an outcome
+/// of it is with the recorder.
 struct Queued {
     record: DeliveryRecord,
     due: Option<i64>,
+    recording: bool,
 }
 
 /// An event (or test delivery) with deliveries in the queue.
@@ -134,7 +138,14 @@ impl Queues {
             })
             .unsettled += 1;
         let due = record.next_attempt_at_us;
-        self.queued.insert(id, Queued { record, due: None });
+        self.queued.insert(
+            id,
+            Queued {
+                record,
+                due: None,
+                recording: false,
+            },
+        );
         self.schedule(id, due, now_us);
         true
     }
@@ -734,7 +745,26 @@ impl Inner {
             for (mut record, body) in records {
                 let id = record.id();
                 match queues.queued.get_mut(&id) {
+                    Some(queued) if queued.recording => {
+                        // Its outcome is being written: requeued after it, and the recorder
+                        // schedules it (now) instead of taking it out of the queue.
+                        let settled = queued.record.status != DeliveryStatus::Pending;
+                        queued.record.requeue(now);
+                        ops.push(Op::Put(
+                            delivery_key(DELIVERY, id),
+                            encode_record(&queued.record),
+                        ));
+                        if settled {
+                            queues.unsettle(id, &body);
+                            ops.push(Op::Open {
+                                key: open_key(id.position, id.seq),
+                                type_code: record.type_code,
+                                webhook: id.webhook,
+                            });
+                        }
+                    }
                     Some(queued) => {
+                        // Ready or in flight: it is about to be sent anyway.
                         let Some(due) = queued.due else {
                             continue;
                         };
@@ -941,8 +971,7 @@ impl Inner {
         match self.retry_delay(record.failures_in_series, retry_after) {
             Some(delay) => {
                 record.next_attempt_at_us = self.clock.now_us() + delay.as_micros() as i64;
-                let due = record.next_attempt_at_us;
-                self.write_outcome(slot, record, &template, Next::Retry(due))
+                self.write_outcome(slot, record, &template, Next::Retry)
             }
             None => {
                 record.status = DeliveryStatus::Failed;
@@ -972,16 +1001,21 @@ impl Inner {
         }
         if let Some(queued) = queues.queued.get_mut(&id) {
             queued.record = record;
+            queued.recording = true;
         }
         // Queued under the lock, so a requeue of the same event reopens it after this.
         let then = Then::Outcome {
             id,
-            next,
             body: body.clone(),
         };
         let submitted = self.submit(ops, then);
-        if submitted.is_err() && settled {
-            queues.unsettle(id, body);
+        if submitted.is_err() {
+            if let Some(queued) = queues.queued.get_mut(&id) {
+                queued.recording = false;
+            }
+            if settled {
+                queues.unsettle(id, body);
+            }
         }
         submitted
     }
@@ -1061,12 +1095,12 @@ impl Target {
     }
 }
 
-/// What follows an attempt's outcome once it is written.
+/// What an attempt's outcome is: the record says when a retry is due.
 enum Next {
-    /// Delivered, given up or cancelled: out of the queue.
+    /// Delivered, given up or cancelled: out of the queue once written.
     Settled,
-    /// A retry, due at this time.
-    Retry(i64),
+    /// A retry follows.
+    Retry,
 }
 
 /// The first retry delay in microseconds: when an outcome could not be written, the
@@ -1117,7 +1151,6 @@ enum Then {
     /// An attempt's outcome (its slot already released, counted in `Queues::recording`).
     Outcome {
         id: DeliveryId,
-        next: Next,
         /// To reopen its event if the write failed.
         body: Arc<str>,
     },
@@ -1154,11 +1187,12 @@ fn start_recorder(recorder: Recorder) -> Result<std::sync::mpsc::Sender<Recordin
         .name("webhooks-recorder".into())
         .spawn(move || {
             while let Ok(first) = rx.recv() {
+                // Asleep rather than waiting on the channel: a waiting receiver is woken by
+                // every send, which cost the senders a system call per outcome.
+                std::thread::sleep(RECORD_LINGER);
                 let mut group = vec![first];
-                let until = Instant::now() + RECORD_LINGER;
                 while group.len() < RECORD_BATCH {
-                    let left = until.saturating_duration_since(Instant::now());
-                    match rx.recv_timeout(left) {
+                    match rx.try_recv() {
                         Ok(more) => group.push(more),
                         Err(_) => break,
                     }
@@ -1172,8 +1206,9 @@ fn start_recorder(recorder: Recorder) -> Result<std::sync::mpsc::Sender<Recordin
 }
 
 impl Recorder {
-    /// Takes applied outcomes out of the queue or schedules their retries; a failed batch
-    /// leaves them due after the first retry delay, their events open.
+    /// Takes applied outcomes out of the queue or schedules their retries (as the queued
+    /// record now says: a delivery requeued while its outcome was written is pending again);
+    /// a failed batch leaves them due after the first retry delay, their events open.
     fn finish(&self, group: Vec<Recording>, result: Result<(), sled::Error>) {
         if let Err(error) = &result {
             tracing::error!(%error, "webhook outcomes could not be written");
@@ -1184,16 +1219,22 @@ impl Recorder {
         for recording in group {
             match recording.then {
                 Then::Tell(done) => tell.push(done),
-                Then::Outcome { id, next, body } => {
+                Then::Outcome { id, body } => {
                     queues.recording -= 1;
-                    match (&result, next) {
-                        (Ok(()), Next::Settled) => {
+                    let Some(queued) = queues.queued.get_mut(&id) else {
+                        continue;
+                    };
+                    queued.recording = false;
+                    let settled = queued.record.status != DeliveryStatus::Pending;
+                    let due = queued.record.next_attempt_at_us;
+                    match (&result, settled) {
+                        (Ok(()), true) => {
                             queues.queued.remove(&id);
                             Metrics::sub(&self.metrics.queue_depth, 1);
                         }
-                        (Ok(()), Next::Retry(due)) => queues.schedule(id, due, now),
-                        (Err(_), next) => {
-                            if matches!(next, Next::Settled) {
+                        (Ok(()), false) => queues.schedule(id, due, now),
+                        (Err(_), settled) => {
+                            if settled {
                                 queues.unsettle(id, &body);
                             }
                             queues.schedule(id, now + first_delay_us(&self.config), now);
