@@ -94,6 +94,9 @@ impl Tail {
     /// The encoded records at positions `from..=until` (clamped to what the tail holds), and
     /// the position of the first one.
     pub(crate) fn slice(&self, from: Position, until: Position) -> Option<(Position, &[u8])> {
+        if from > until {
+            return None;
+        }
         let (first, _) = self.spans.first()?;
         let start = usize::try_from(from.saturating_sub(*first)).ok()?;
         let end = usize::try_from(until.checked_sub(*first)?).ok()?;

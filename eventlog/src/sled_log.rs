@@ -4,8 +4,8 @@
 //! # Storage layout
 //!
 //! Everything lives in the tree [`LOG_TREE`]. The records of one apply (see "Applying to sled"
-//! below) are concatenated, and the byte stream is cut into chunks of at most [`CHUNK_MAX`] bytes, keyed
-//! `[first position: u64 BE][part: u32 BE]`. A part-0 chunk starts at a record boundary and
+//! below) are concatenated, and the byte stream is cut into chunks of at most [`CHUNK_MAX`]
+//! bytes, keyed `[first position: u64 BE][part: u32 BE]`. A part-0 chunk starts at a record boundary and
 //! holds whole records; a record bigger than a chunk gets chunks of its own, parts 0, 1, 2, …
 //! under its position. So a part-0 chunk plus its continuation parts (a *group*) always holds
 //! whole records, the records' positions follow from the key, and reading from position P is:
@@ -1557,6 +1557,21 @@ mod tests {
             .all(|(i, e)| e.payload.len() == 10 + i));
         assert_eq!(log.stream_version("a"), 8);
         assert!(crate::verify::verify(&log).unwrap().is_clean());
+    }
+
+    #[test]
+    fn a_tail_slice_is_clamped_to_what_the_tail_holds() {
+        let mut tail = Tail::default();
+        let encoded = b"..aabbbcccc";
+        tail.extend(encoded, &[(6, 2..4), (7, 4..7), (8, 7..11)]);
+        assert_eq!(tail.slice(7, 8), Some((7, &b"bbbcccc"[..])));
+        assert_eq!(tail.slice(1, 6), Some((6, &b"aa"[..])));
+        assert_eq!(tail.slice(8, 100), Some((8, &b"cccc"[..])));
+        assert_eq!(tail.slice(8, 7), None, "from after until, both inside");
+        assert_eq!(tail.slice(9, 100), None);
+        assert_eq!(tail.slice(1, 5), None);
+        tail.drain_front(2);
+        assert_eq!(tail.slice(0, 100), Some((8, &b"cccc"[..])));
     }
 
     #[test]
