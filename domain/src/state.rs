@@ -6,10 +6,8 @@
 //! order; `apply` must therefore be total and deterministic. Indexes are private so they
 //! cannot drift from the maps they index.
 
-use std::collections::hash_map::RandomState;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
-use std::hash::{BuildHasher, Hasher};
 
 use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -638,10 +636,12 @@ impl State {
 /// Jobs by id. They are most of the state (hundreds of bytes each, never removed) and each
 /// job event looks one up several times, so the jobs sit in one vector in creation order and
 /// the map holds only where each is: growing the map moves small entries instead of jobs,
-/// and a job changes where it is.
+/// and a job changes where it is. The map hashes with foldhash rather than SipHash: one
+/// multiply per id, still under per-process random keys, since devices name the jobs they
+/// start and could otherwise choose ids that collide.
 #[derive(Clone, Debug, Default)]
 struct Jobs {
-    at: HashMap<JobId, usize, IdHash>,
+    at: HashMap<JobId, usize, foldhash::fast::RandomState>,
     jobs: Vec<Job>,
 }
 
@@ -692,7 +692,10 @@ impl<'de> Deserialize<'de> for Jobs {
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Jobs, A::Error> {
                 let size = map.size_hint().unwrap_or(0).min(1 << 16);
                 let mut jobs = Jobs {
-                    at: HashMap::with_capacity_and_hasher(size, IdHash::default()),
+                    at: HashMap::with_capacity_and_hasher(
+                        size,
+                        foldhash::fast::RandomState::default(),
+                    ),
                     jobs: Vec::with_capacity(size),
                 };
                 while let Some((id, job)) = map.next_entry::<JobId, Job>()? {
@@ -708,63 +711,6 @@ impl<'de> Deserialize<'de> for Jobs {
             }
         }
         deserializer.deserialize_map(JobMap)
-    }
-}
-
-/// Hashes ids (128 bits, mostly random) with one folded multiply instead of SipHash, under
-/// keys drawn like `RandomState`'s, so ids that collide cannot be chosen in advance (devices
-/// name the jobs they start).
-#[derive(Clone)]
-struct IdHash {
-    keys: (u64, u64),
-}
-
-impl Default for IdHash {
-    fn default() -> Self {
-        let random = RandomState::new();
-        IdHash {
-            keys: (random.hash_one(0u8), random.hash_one(1u8)),
-        }
-    }
-}
-
-impl BuildHasher for IdHash {
-    type Hasher = IdHasher;
-    fn build_hasher(&self) -> IdHasher {
-        IdHasher {
-            keys: self.keys,
-            hash: 0,
-        }
-    }
-}
-
-struct IdHasher {
-    keys: (u64, u64),
-    hash: u64,
-}
-
-/// The 128-bit product of `a` and `b`, its halves xored.
-fn folded_multiply(a: u64, b: u64) -> u64 {
-    let product = u128::from(a) * u128::from(b);
-    (product as u64) ^ ((product >> 64) as u64)
-}
-
-impl Hasher for IdHasher {
-    fn write_u128(&mut self, n: u128) {
-        let (lo, hi) = (n as u64, (n >> 64) as u64);
-        self.hash = folded_multiply(lo ^ self.keys.0 ^ self.hash, hi ^ self.keys.1);
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(16) {
-            let mut word = [0u8; 16];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.write_u128(u128::from_le_bytes(word));
-        }
-    }
-
-    fn finish(&self) -> u64 {
-        self.hash
     }
 }
 
