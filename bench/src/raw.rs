@@ -2,10 +2,10 @@
 //! the log so the comparison holds on whatever disk the benchmark runs on.
 //!
 //! The records go into a file region that was written and synced beforehand, cycling through
-//! it. That is the steady state of sled's data file, which grows in large segments, so most
-//! of the log's `fdatasync`s have no file-size change to journal. Appending past the end of a
-//! plain file instead forces a journal commit on every `fdatasync` (ext4), a cost the log
-//! mostly does not pay, so that baseline would flatter the log.
+//! it. That is the steady state of the log's commit journal, whose files are zero-filled ahead
+//! of the groups written into them, so the log's `fdatasync`s have no file-size change to
+//! journal. Appending past the end of a plain file instead forces a journal commit on every
+//! `fdatasync` (ext4), a cost the log does not pay, so that baseline would flatter the log.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
