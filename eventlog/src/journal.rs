@@ -38,6 +38,9 @@ use std::fs::{File, OpenOptions};
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
 
 use crate::codec::{decode_record, frames};
 use crate::error::LogError;
@@ -48,7 +51,9 @@ const FILE_HEADER_LEN: u64 = 32;
 /// The bytes a group's buffer starts with, left free for [`Journal::write`] to fill in.
 pub(crate) const GROUP_HEADER_LEN: usize = 16;
 /// Files grow by zero-filled steps of this size, so block allocation (a metadata commit) is
-/// paid once per step rather than on every commit.
+/// paid once per step rather than on every commit. A grower thread adds the next step (and
+/// makes it durable) once the current file has less than a step left, so commits normally
+/// find their blocks already there; a commit that outruns it grows the file itself.
 const GROW_STEP: u64 = 4 << 20;
 
 /// The records the journal holds beyond what sled has: contiguous encoded records, one span
@@ -109,11 +114,70 @@ impl Tail {
 /// One journal file and how far it has been written with zeros or data.
 struct JournalFile {
     file: File,
-    len: u64,
+    /// The file's length: past what the current cycle has written, zeros. Raised only under
+    /// `growing`, and read without it: the commit path writes below it, the grower above.
+    len: AtomicU64,
+    /// Held while zeros are written past `len`, so the commit path and the grower never
+    /// write the same bytes.
+    growing: Mutex<()>,
+}
+
+impl JournalFile {
+    fn len(&self) -> u64 {
+        self.len.load(Ordering::Acquire)
+    }
+
+    /// Zero-fills the file up to `target` if it is shorter, then, with `sync`, makes the new
+    /// blocks durable before anyone may write into them. Without `sync` the caller's next
+    /// `fdatasync` does that.
+    fn grow_to(&self, target: u64, sync: bool) -> std::io::Result<()> {
+        let _growing = self.growing.lock().expect("journal grow lock poisoned");
+        let mut len = self.len();
+        if len >= target {
+            return Ok(());
+        }
+        let zeros = vec![0u8; (1 << 20).min(usize::try_from(target - len).unwrap_or(1 << 20))];
+        while len < target {
+            let n = zeros
+                .len()
+                .min(usize::try_from(target - len).unwrap_or(usize::MAX));
+            self.file.write_all_at(&zeros[..n], len)?;
+            len += n as u64;
+        }
+        if sync {
+            self.file.sync_data()?;
+        }
+        self.len.store(len, Ordering::Release);
+        Ok(())
+    }
+}
+
+/// The thread that grows journal files ahead of the commits writing into them.
+struct Grower {
+    requests: mpsc::Sender<(Arc<JournalFile>, u64)>,
+    thread: JoinHandle<()>,
+}
+
+impl Grower {
+    fn spawn() -> std::io::Result<Grower> {
+        let (requests, queue) = mpsc::channel::<(Arc<JournalFile>, u64)>();
+        let thread = std::thread::Builder::new()
+            .name("eventlog-grow".into())
+            .spawn(move || {
+                for (file, target) in queue {
+                    // A failure here (a full disk) is left for the commit path to meet: it
+                    // grows the file itself when it finds no room, and fails the commit.
+                    if file.grow_to(target, true).is_err() {
+                        return;
+                    }
+                }
+            })?;
+        Ok(Grower { requests, thread })
+    }
 }
 
 pub(crate) struct Journal {
-    files: [JournalFile; 2],
+    files: [Arc<JournalFile>; 2],
     /// Index into `files` of the cycle being written.
     current: usize,
     cycle: u64,
@@ -122,6 +186,21 @@ pub(crate) struct Journal {
     /// A new cycle starts once a group would end beyond this (a group larger than the whole
     /// file still goes in, growing it).
     capacity: u64,
+    /// Started by the first write; `None` again only while dropping.
+    grower: Option<Grower>,
+    /// The length the grower was last asked to give the current file.
+    requested: u64,
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        // Wait for the grower, so that no zeros are written into a file after the journal
+        // is gone (a reopened journal writes there).
+        if let Some(Grower { requests, thread }) = self.grower.take() {
+            drop(requests);
+            thread.join().ok();
+        }
+    }
 }
 
 /// A cycle found on disk: its number and the groups that read back intact, in order.
@@ -139,15 +218,19 @@ impl Journal {
         capacity: u64,
         after: Position,
     ) -> Result<(Journal, Tail), LogError> {
-        let open = |i: usize| -> std::io::Result<JournalFile> {
+        let open = |i: usize| -> std::io::Result<Arc<JournalFile>> {
             let file = OpenOptions::new()
                 .read(true)
                 .write(true)
                 .create(true)
                 .truncate(false)
                 .open(dir.join(format!("journal.{i}")))?;
-            let len = file.metadata()?.len();
-            Ok(JournalFile { file, len })
+            let len = AtomicU64::new(file.metadata()?.len());
+            Ok(Arc::new(JournalFile {
+                file,
+                len,
+                growing: Mutex::new(()),
+            }))
         };
         let files = [open(0)?, open(1)?];
         let mut cycles: Vec<(usize, Cycle)> = Vec::new();
@@ -175,6 +258,8 @@ impl Journal {
                 cycle: last_cycle,
                 offset: 0,
                 capacity,
+                grower: None,
+                requested: 0,
             },
             tail,
         ))
@@ -206,6 +291,7 @@ impl Journal {
     /// durable in sled (the caller checkpoints first).
     pub(crate) fn rotate(&mut self, first_position: Position) -> std::io::Result<()> {
         self.current = 1 - self.current;
+        self.requested = 0;
         self.start(first_position)
     }
 
@@ -232,24 +318,26 @@ impl Journal {
 
     fn write_at_offset(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         let end = self.offset + bytes.len() as u64;
-        let f = &mut self.files[self.current];
-        if end > f.len {
-            // Zero-fill ahead: writing into blocks that already exist is what keeps the
-            // commit's fdatasync free of metadata (see the module docs). The step's
-            // allocation is made durable by the same fdatasync as the group that needed it.
-            let target = end.div_ceil(GROW_STEP) * GROW_STEP;
-            let zeros =
-                vec![0u8; (1 << 20).min(usize::try_from(target - f.len).unwrap_or(1 << 20))];
-            while f.len < target {
-                let n = zeros
-                    .len()
-                    .min(usize::try_from(target - f.len).unwrap_or(usize::MAX));
-                f.file.write_all_at(&zeros[..n], f.len)?;
-                f.len += n as u64;
-            }
+        let f = Arc::clone(&self.files[self.current]);
+        if end > f.len() {
+            // Zero-fill first: writing into blocks that already exist is what keeps the
+            // commit's fdatasync free of metadata (see the module docs). This happens when
+            // the grower is behind or a file is new; the commit's fdatasync makes the step
+            // durable with the group that needed it.
+            f.grow_to(end.div_ceil(GROW_STEP) * GROW_STEP, false)?;
         }
         f.file.write_all_at(bytes, self.offset)?;
         self.offset = end;
+        let len = f.len();
+        if len - end < GROW_STEP && len + GROW_STEP > self.requested {
+            self.requested = len + GROW_STEP;
+            if self.grower.is_none() {
+                self.grower = Some(Grower::spawn()?);
+            }
+            let grower = self.grower.as_ref().expect("spawned above");
+            // The grower only stops early after a failure, which the next growth here meets.
+            grower.requests.send((f, self.requested)).ok();
+        }
         Ok(())
     }
 }
@@ -295,7 +383,8 @@ fn append_tail(
 /// Reads the cycle a file holds: `None` if its header is missing or damaged (a new file, or a
 /// header torn by a crash before anything of its cycle was acknowledged).
 fn read_cycle(f: &JournalFile) -> std::io::Result<Option<Cycle>> {
-    if f.len < FILE_HEADER_LEN {
+    let file_len = f.len();
+    if file_len < FILE_HEADER_LEN {
         return Ok(None);
     }
     let mut header = [0u8; FILE_HEADER_LEN as usize];
@@ -309,7 +398,7 @@ fn read_cycle(f: &JournalFile) -> std::io::Result<Option<Cycle>> {
     let mut groups = Vec::new();
     let mut offset = FILE_HEADER_LEN;
     loop {
-        if offset + GROUP_HEADER_LEN as u64 > f.len {
+        if offset + GROUP_HEADER_LEN as u64 > file_len {
             break;
         }
         let mut head = [0u8; GROUP_HEADER_LEN];
@@ -318,7 +407,7 @@ fn read_cycle(f: &JournalFile) -> std::io::Result<Option<Cycle>> {
         let crc = u32::from_le_bytes(head[4..8].try_into().expect("4 bytes"));
         let first = u64::from_le_bytes(head[8..16].try_into().expect("8 bytes"));
         let end = offset + GROUP_HEADER_LEN as u64 + len;
-        if len == 0 || first != expected || end > f.len {
+        if len == 0 || first != expected || end > file_len {
             break;
         }
         let mut payload = vec![0u8; usize::try_from(len).expect("checked against the file")];
