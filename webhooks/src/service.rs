@@ -130,13 +130,7 @@ impl Queues {
         if self.queued.contains_key(&id) {
             return false;
         }
-        self.open
-            .entry((id.position, id.seq))
-            .or_insert_with(|| OpenEvent {
-                unsettled: 0,
-                body: body.clone(),
-            })
-            .unsettled += 1;
+        self.count_unsettled(id, body);
         let due = record.next_attempt_at_us;
         self.queued.insert(
             id,
@@ -148,6 +142,17 @@ impl Queues {
         );
         self.schedule(id, due, now_us);
         true
+    }
+
+    /// Counts one more unsettled delivery of `id`'s event, opening the event if needed.
+    fn count_unsettled(&mut self, id: DeliveryId, body: &Arc<str>) {
+        self.open
+            .entry((id.position, id.seq))
+            .or_insert_with(|| OpenEvent {
+                unsettled: 0,
+                body: body.clone(),
+            })
+            .unsettled += 1;
     }
 
     /// Puts a queued delivery in its endpoint's ready queue, or on a timer.
@@ -185,13 +190,7 @@ impl Queues {
         if let Some(queued) = self.queued.get_mut(&id) {
             queued.record.status = DeliveryStatus::Pending;
         }
-        self.open
-            .entry((id.position, id.seq))
-            .or_insert_with(|| OpenEvent {
-                unsettled: 0,
-                body: body.clone(),
-            })
-            .unsettled += 1;
+        self.count_unsettled(id, body);
     }
 
     fn promote(&mut self, now_us: i64) {
