@@ -15,6 +15,13 @@ pub const ROOT_PASSWORD: &str = "root-password-for-tests";
 /// The password every test admin gets.
 pub const PASSWORD: &str = "admin-password-for-tests";
 
+/// sled 0.34.7 guards its batches with one lock shared by every database in the process
+/// (`concurrency_control`). With servers of parallel tests side by side in this binary, one
+/// server's closing flush (holding that lock to read while it waited for its I/O buffer) and
+/// another server's batch (waiting to write) hung the suite once. A halley process holds
+/// one database, so tests run their servers one at a time, as production does.
+static ONE_SERVER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// A running server with its own data directory, and an HTTP client for it.
 pub struct TestServer {
     pub server: RunningServer,
@@ -23,6 +30,8 @@ pub struct TestServer {
     pub client: reqwest::Client,
     /// Kept so the directory outlives the server; removed when the test drops it.
     pub data_dir: TempDir,
+    /// This server's turn (see [`ONE_SERVER`]); released after the server is gone.
+    _turn: tokio::sync::MutexGuard<'static, ()>,
 }
 
 impl TestServer {
@@ -34,6 +43,18 @@ impl TestServer {
 
     /// Starts a server on an existing data directory and waits until it is ready.
     pub async fn start_in(data_dir: TempDir) -> TestServer {
+        TestServer::launch(data_dir, options).await
+    }
+
+    /// Starts a server with `options` for its data directory (the clock is the test's) and
+    /// waits until it is ready, once no other server of this test binary is running.
+    pub async fn launch(
+        data_dir: TempDir,
+        options: impl FnOnce(&Path) -> ServeOptions,
+    ) -> TestServer {
+        let turn = tokio::time::timeout(std::time::Duration::from_secs(300), ONE_SERVER.lock())
+            .await
+            .expect("no other test server for 5 minutes (does a test hold two at once?)");
         let clock = Arc::new(ManualClock::new(SystemClock.now_us()));
         let options = ServeOptions {
             clock: clock.clone(),
@@ -46,6 +67,7 @@ impl TestServer {
             clock,
             client: reqwest::Client::new(),
             data_dir,
+            _turn: turn,
         }
     }
 

@@ -7,14 +7,12 @@
 use std::collections::{BTreeSet, HashMap};
 use std::io::Write;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use halley::ServeOptions;
 use serde_json::{json, Value};
 use tokio::sync::watch;
-use writer::{Clock, ManualClock, SystemClock};
 
 use crate::helpers::{Client, TestServer, ROOT_PASSWORD};
 
@@ -167,20 +165,10 @@ fn serve_options(
 
 async fn start_with(retry_delays: Vec<Duration>, request_timeout: Duration) -> TestServer {
     let data_dir = tempfile::tempdir().expect("temporary data directory");
-    let clock = Arc::new(ManualClock::new(SystemClock.now_us()));
-    let server = halley::start(&ServeOptions {
-        clock: clock.clone(),
-        ..serve_options(data_dir.path(), retry_delays, request_timeout)
+    TestServer::launch(data_dir, |dir| {
+        serve_options(dir, retry_delays, request_timeout)
     })
     .await
-    .expect("server starts");
-    server.ready().await.expect("server becomes ready");
-    TestServer {
-        server,
-        clock,
-        client: reqwest::Client::new(),
-        data_dir,
-    }
 }
 
 async fn create_hook(client: &Client, body: Value) -> String {
