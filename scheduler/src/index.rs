@@ -11,8 +11,10 @@
 //!
 //! Updates and removals do not search the first heap: they bump the slot's generation, which
 //! turns its queued key stale; stale keys are dropped when they surface, or in one pass when
-//! they outnumber the live ones. A run in the second heap is dropped if its schedule has been
-//! removed by the time it fires, and kept if the schedule was only updated.
+//! they outnumber the live ones. A trigger advanced without its key being popped (merged into
+//! a sibling's run due at the same instant) leaves a stale key too, told apart by its due
+//! time. A run in the second heap is dropped if its schedule has been removed by the time it
+//! fires, and kept if the schedule was only updated.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
@@ -118,7 +120,8 @@ struct Slot {
     rule: FireRule,
     /// The next due instant, meaningful while `queued`.
     due: i64,
-    /// Bumped when the slot is freed; a queued key is live only while its generation matches.
+    /// Bumped when the slot is freed; a queued key is live only while its generation matches
+    /// (see [`Slot::holds`]).
     generation: u32,
     /// The schedule's next trigger slot; the chain is a ring, so the last trigger points back
     /// at the first and any slot reaches its siblings (a `head` field would add 16 bytes per
@@ -139,6 +142,15 @@ impl Slot {
             slot,
             generation: self.generation,
         }
+    }
+
+    /// Whether `key` is this slot's live key. The due time must match as well as the
+    /// generation: a trigger merged into a sibling's run is advanced while its key stays
+    /// queued, and that key, taken as live, would take the trigger's next run ahead of its
+    /// due time and leave the trigger a run ahead for good, so that the next instant it shares
+    /// with a sibling would be taken twice.
+    fn holds(&self, key: &Queued) -> bool {
+        self.queued && self.generation == key.generation && self.due == key.due
     }
 
     fn delay(&self) -> u32 {
@@ -272,7 +284,7 @@ impl DueIndex {
             }
             self.queue.pop();
             let s = &self.slots[head.slot as usize];
-            if !s.queued || s.generation != head.generation {
+            if !s.holds(&head) {
                 continue;
             }
             let mut run = Delayed {
@@ -321,8 +333,7 @@ impl DueIndex {
     /// time or the next fire time of a run already due.
     pub fn next_wake(&mut self) -> Option<DateTime<Utc>> {
         while let Some(&Reverse(head)) = self.queue.peek() {
-            let s = &self.slots[head.slot as usize];
-            if s.queued && s.generation == head.generation {
+            if self.slots[head.slot as usize].holds(&head) {
                 break;
             }
             self.queue.pop();
@@ -499,10 +510,8 @@ impl DueIndex {
     fn compact_if_stale(&mut self) {
         if self.queue.len() > 2 * self.queued + 1024 {
             let slots = &self.slots;
-            self.queue.retain(|Reverse(q)| {
-                let s = &slots[q.slot as usize];
-                s.queued && s.generation == q.generation
-            });
+            self.queue
+                .retain(|Reverse(q)| slots[q.slot as usize].holds(q));
         }
     }
 }

@@ -269,6 +269,55 @@ fn same_instant_triggers_with_different_delays_fire_once_at_the_earlier_time() {
     );
 }
 
+#[test]
+fn a_trigger_merged_into_a_same_instant_run_is_not_taken_again_ahead_of_time() {
+    // The shrunk case of proptest seed a445a77e…: the two triggers meet every 10.5 hours
+    // (lcm of 756 s and 30 min), at 17:00Z, 03:30Z and 14:00Z. The periodic trigger, merged
+    // into the 17:00Z run, used to take its 17:12:36Z run at once and stay a run ahead, so the
+    // 14:00Z run was taken twice, once per trigger.
+    // Given
+    let s = schedule(
+        0,
+        vec![
+            trigger(Frequency::Periodic {
+                period_secs: 756,
+                offset_secs: 72,
+            }),
+            Trigger {
+                random_delay_secs: Some(5245),
+                ..trigger(cron("0 0/30 * * * *"))
+            },
+        ],
+    );
+    let zone = chrono_tz::America::New_York;
+    let start = t("2026-08-17T15:20:07Z");
+    let mut index = DueIndex::load(&[input(&s, zone)], start);
+
+    // When
+    let mut now = start;
+    let mut taken = Vec::new();
+    for step in [
+        2332, 5729, 651, 8000, 6201, 5195, 2271, 7465, 6743, 3914, 7824, 3737, 9542, 7647, 5128,
+        5857, 9604, 6335,
+    ] {
+        now += Duration::seconds(step);
+        taken.extend(index.take_due(now));
+    }
+
+    // Then: one run per due instant, the one `upcoming_runs` predicts.
+    let mut got: Vec<_> = taken.iter().map(|r| (r.due, r.fire)).collect();
+    got.sort();
+    let predicted: Vec<_> = upcoming_runs(&input(&s, zone), start, 800)
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.fire <= now)
+        .map(|r| (r.due, r.fire))
+        .collect();
+    let at_14 = t("2026-08-18T14:00:00Z");
+    assert_eq!(got.iter().filter(|&&(due, _)| due == at_14).count(), 1);
+    assert_eq!(got, predicted);
+}
+
 mod model {
     use proptest::prelude::*;
 
