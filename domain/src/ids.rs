@@ -84,13 +84,25 @@ macro_rules! prefixed_id {
 
         impl Serialize for $name {
             fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.collect_str(self)
+                if serializer.is_human_readable() {
+                    serializer.collect_str(self)
+                } else {
+                    serializer.serialize_bytes(&self.0 .0.to_be_bytes())
+                }
             }
         }
 
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                deserializer.deserialize_str(ParseVisitor(Self::parse))
+                let visitor = IdVisitor {
+                    parse: Self::parse,
+                    binary: Self,
+                };
+                if deserializer.is_human_readable() {
+                    deserializer.deserialize_str(visitor)
+                } else {
+                    deserializer.deserialize_bytes(visitor)
+                }
             }
         }
     };
@@ -199,27 +211,61 @@ impl FromStr for TenantRef {
     }
 }
 
+/// In binary formats the root is written as no bytes at all and a tenant as its id's 16.
 impl Serialize for TenantRef {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+        match self {
+            _ if serializer.is_human_readable() => serializer.collect_str(self),
+            TenantRef::Root => serializer.serialize_bytes(&[]),
+            TenantRef::Tenant(id) => id.serialize(serializer),
+        }
     }
 }
 
 impl<'de> Deserialize<'de> for TenantRef {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_str(ParseVisitor(Self::parse))
+        let visitor = IdVisitor {
+            parse: Self::parse,
+            binary: |ulid| TenantRef::Tenant(TenantId(ulid)),
+        };
+        if deserializer.is_human_readable() {
+            deserializer.deserialize_str(visitor)
+        } else {
+            deserializer.deserialize_bytes(visitor)
+        }
     }
 }
 
-struct ParseVisitor<T>(fn(&str) -> Result<T, IdError>);
+/// Reads an id as text (human-readable formats) or as bytes (binary formats).
+///
+/// Binary formats carry an id as its ULID's 16 big-endian bytes (the root [`TenantRef`] as
+/// none). Event payloads of schema version 1 and older snapshots carry the text instead;
+/// bincode writes text and bytes alike (a length, then the bytes), and no text form is 0 or
+/// 16 bytes long, so one decoder reads both and records written years ago still decode.
+struct IdVisitor<T> {
+    parse: fn(&str) -> Result<T, IdError>,
+    /// The id of a 16-byte ULID.
+    binary: fn(Ulid) -> T,
+}
 
-impl<'de, T> serde::de::Visitor<'de> for ParseVisitor<T> {
+impl<'de, T> serde::de::Visitor<'de> for IdVisitor<T> {
     type Value = T;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a prefixed id")
     }
     fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<T, E> {
-        (self.0)(v).map_err(E::custom)
+        (self.parse)(v).map_err(E::custom)
+    }
+    fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<T, E> {
+        match <[u8; 16]>::try_from(v) {
+            Ok(raw) => Ok((self.binary)(Ulid(u128::from_be_bytes(raw)))),
+            // Only a `TenantRef` parses the root's name; any other kind reports its prefix.
+            Err(_) if v.is_empty() => (self.parse)(TenantRef::ROOT).map_err(E::custom),
+            Err(_) => match std::str::from_utf8(v) {
+                Ok(text) => self.visit_str(text),
+                Err(_) => Err(E::invalid_value(serde::de::Unexpected::Bytes(v), &self)),
+            },
+        }
     }
 }
 
@@ -352,7 +398,55 @@ mod tests {
         assert_eq!(root, "\"root\"");
     }
 
+    fn bincode<T: Serialize>(value: &T) -> Vec<u8> {
+        bincode::serde::encode_to_vec(value, bincode::config::standard()).unwrap()
+    }
+
+    fn unbincode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+        bincode::serde::decode_from_slice(bytes, bincode::config::standard())
+            .map(|(value, _)| value)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn binary_formats_carry_the_ulid_bytes() {
+        let id = JobId::new(1_700_000_000_000, 42);
+        let mut expected = vec![16];
+        expected.extend(id.ulid().0.to_be_bytes());
+        assert_eq!(bincode(&id), expected);
+        assert_eq!(bincode(&TenantRef::Root), vec![0]);
+        let tenant = TenantRef::Tenant(TenantId::new(5, 6));
+        assert_eq!(bincode(&tenant).len(), 17);
+        assert_eq!(unbincode::<TenantRef>(&bincode(&tenant)), Ok(tenant));
+        assert_eq!(unbincode::<TenantRef>(&[0]), Ok(TenantRef::Root));
+    }
+
+    #[test]
+    fn binary_formats_reject_what_is_no_id() {
+        // The root's empty form is no job id, and a text form must be the right kind.
+        assert!(unbincode::<JobId>(&[0]).is_err());
+        let user = bincode(&UserId::new(1, 2).to_string());
+        assert!(unbincode::<JobId>(&user).is_err());
+        assert!(unbincode::<JobId>(&[3, 0xff, 0xfe, 0xfd]).is_err());
+        assert!(unbincode::<TenantRef>(&bincode(&"ROOT")).is_err());
+        // A truncated id is an error, not a shorter id.
+        let id = bincode(&JobId::new(1, 2));
+        assert!(unbincode::<JobId>(&id[..10]).is_err());
+    }
+
     proptest! {
+        /// Binary formats write the 16 ULID bytes and read those or the text that schema-1
+        /// payloads and older snapshots hold.
+        #[test]
+        fn binary_roundtrip_and_text_compatibility(ms in 0u64..(1 << 48), random: u128, root: bool) {
+            let id = DeviceId::new(ms, random);
+            prop_assert_eq!(unbincode::<DeviceId>(&bincode(&id)), Ok(id));
+            prop_assert_eq!(unbincode::<DeviceId>(&bincode(&id.to_string())), Ok(id));
+            let tenant = if root { TenantRef::Root } else { TenantRef::Tenant(TenantId::new(ms, random)) };
+            prop_assert_eq!(unbincode::<TenantRef>(&bincode(&tenant)), Ok(tenant));
+            prop_assert_eq!(unbincode::<TenantRef>(&bincode(&tenant.to_string())), Ok(tenant));
+        }
+
         #[test]
         fn parse_print_roundtrip(ms in 0u64..(1 << 48), random: u128) {
             let id = ItemId::new(ms, random);
