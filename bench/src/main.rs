@@ -3,6 +3,7 @@
 
 mod api;
 mod append;
+mod process;
 mod raw;
 mod replay;
 mod scheduler;

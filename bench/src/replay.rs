@@ -10,6 +10,8 @@ use anyhow::Context;
 use eventlog::{AppendRequest, EventLog, ExpectedVersion, SledLog};
 use fixtures::{Fleet, FleetConfig};
 use projections::{Projector, ProjectorConfig, ReadModels};
+
+use crate::process;
 use serde_json::json;
 
 /// Events per append while filling the log. The projections decode payloads and ignore the
@@ -21,6 +23,9 @@ pub struct ReplayResult {
     events: u64,
     events_per_sec: f64,
     raw_scan_events_per_sec: f64,
+    /// CPU time of every thread per event, replay and raw scan.
+    cpu_us_per_event: f64,
+    raw_scan_cpu_us_per_event: f64,
 }
 
 impl ReplayResult {
@@ -30,6 +35,8 @@ impl ReplayResult {
             "events": self.events,
             "events_per_sec": self.events_per_sec.round(),
             "raw_scan_events_per_sec": self.raw_scan_events_per_sec.round(),
+            "cpu_us_per_event": (self.cpu_us_per_event * 1000.0).round() / 1000.0,
+            "raw_scan_cpu_us_per_event": (self.raw_scan_cpu_us_per_event * 1000.0).round() / 1000.0,
         })
     }
 }
@@ -44,6 +51,7 @@ pub async fn run(dir: &Path, events: usize) -> anyhow::Result<ReplayResult> {
     fill(&log, events).await?;
     let head = log.head();
 
+    let cpu = process::cpu_seconds()?;
     let started = Instant::now();
     let mut scanned = 0u64;
     for record in log.scan_raw(0) {
@@ -52,6 +60,7 @@ pub async fn run(dir: &Path, events: usize) -> anyhow::Result<ReplayResult> {
         std::hint::black_box(&record);
     }
     let raw_secs = started.elapsed().as_secs_f64();
+    let raw_cpu = process::cpu_seconds()? - cpu;
     anyhow::ensure!(scanned == head, "raw scan saw {scanned} of {head} events");
 
     // The log is fresh, so the runner finds no snapshot and starts from position 0. No
@@ -65,9 +74,11 @@ pub async fn run(dir: &Path, events: usize) -> anyhow::Result<ReplayResult> {
         },
     )
     .context("opening the projector")?;
+    let cpu = process::cpu_seconds()?;
     let started = Instant::now();
     let caught_up = projector.catch_up().await.context("replaying")?;
     let replay_secs = started.elapsed().as_secs_f64();
+    let replay_cpu = process::cpu_seconds()? - cpu;
     anyhow::ensure!(
         caught_up.position == head,
         "replay stopped at {} of {head}",
@@ -82,6 +93,8 @@ pub async fn run(dir: &Path, events: usize) -> anyhow::Result<ReplayResult> {
         events: rebuilt,
         events_per_sec: rebuilt as f64 / replay_secs,
         raw_scan_events_per_sec: scanned as f64 / raw_secs,
+        cpu_us_per_event: replay_cpu * 1e6 / rebuilt as f64,
+        raw_scan_cpu_us_per_event: raw_cpu * 1e6 / scanned as f64,
     })
 }
 

@@ -69,11 +69,11 @@ pub fn run(schedules: usize) -> anyhow::Result<SchedulerResult> {
         .collect();
 
     eprintln!("scheduler: loading");
-    let rss_before = resident_bytes()?;
+    let rss_before = crate::process::resident_bytes()?;
     let started = Instant::now();
     let index = DueIndex::load(&inputs, start);
     let load_secs = started.elapsed().as_secs_f64();
-    let rss_after = resident_bytes()?;
+    let rss_after = crate::process::resident_bytes()?;
     anyhow::ensure!(index.len() == schedules, "every schedule is indexed");
     let index_bytes = index.table_bytes();
     drop(index);
@@ -269,22 +269,4 @@ fn schedule(n: u128, user: u128, triggers: Vec<Trigger>) -> Schedule {
         },
         created_at: 0,
     }
-}
-
-/// The process's resident set size, from `/proc/self/status`.
-fn resident_bytes() -> anyhow::Result<u64> {
-    let status =
-        std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
-    let kb = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| {
-            rest.trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<u64>()
-                .ok()
-        })
-        .context("no VmRSS in /proc/self/status")?;
-    Ok(kb * 1024)
 }

@@ -94,31 +94,19 @@ pub struct Report {
     pub searches: Vec<SearchResult>,
 }
 
-/// Resident set size of this process in bytes, from `/proc/self/statm`.
-fn resident_bytes() -> anyhow::Result<u64> {
-    let statm = std::fs::read_to_string("/proc/self/statm").context("reading /proc/self/statm")?;
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .context("statm has a resident field")?
-        .parse()
-        .context("statm resident pages")?;
-    Ok(pages * 4096)
-}
-
 pub fn run(jobs: usize, tenants: usize, runs: usize) -> anyhow::Result<Report> {
     let config = HistoryConfig {
         jobs,
         tenants,
         ..HistoryConfig::default()
     };
-    let before = resident_bytes()?;
+    let before = crate::process::resident_bytes()?;
     let mut models = ReadModels::default();
     let started = Instant::now();
     for event in JobHistory::new(config) {
         models.apply_event(&event);
     }
-    let after = resident_bytes()?;
+    let after = crate::process::resident_bytes()?;
     eprintln!(
         "search: {jobs} jobs applied in {:.1} s",
         started.elapsed().as_secs_f64()
