@@ -242,6 +242,10 @@ impl State {
         self.jobs.jobs.iter()
     }
 
+    pub fn job_count(&self) -> usize {
+        self.jobs.jobs.len()
+    }
+
     /// Whether a missed or skipped run was already recorded for this schedule and due time.
     pub fn run_recorded(&self, schedule: ScheduleId, due_at: i64) -> bool {
         self.recorded_runs.contains(&(schedule, due_at))

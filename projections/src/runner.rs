@@ -35,6 +35,17 @@ pub trait Projection: Default + Serialize + DeserializeOwned + Send + Sync + 'st
 
     /// Folds one decoded event into the model.
     fn apply(&mut self, event: Self::Event) -> Result<(), Self::Error>;
+
+    /// Called before a catch-up of `events` events that nothing reads until it ends: no
+    /// [`ProjectionHandle`] exists, as at start-up and in [`rebuild`]. The model may put off
+    /// work that only readers need (indexes) until [`Projection::end_catch_up`], and do it
+    /// once for the whole run instead of once per event.
+    fn begin_catch_up(&mut self, _events: u64) {}
+
+    /// Finishes what [`Projection::begin_catch_up`] put off: afterwards the model answers
+    /// every query as applying each event on its own would have. Called however the catch-up
+    /// ended, a failure included.
+    fn end_catch_up(&mut self) {}
 }
 
 /// How a [`Projector`] batches and snapshots.
@@ -317,10 +328,13 @@ impl<M: Projection> Projector<M> {
     /// so a long catch-up (a start after many events, a rebuild) uses two cores.
     pub async fn catch_up(&mut self) -> Result<CaughtUp, ProjectionError> {
         let target = self.log.head();
+        // Handles are the only other holders of `shared`, and none can be made while this
+        // call borrows the projector.
+        let unread = Arc::strong_count(&self.shared) == 1;
         let shared = Arc::clone(&self.shared);
         let applied = drain::<M>(
             Arc::clone(&self.log),
-            &self.shared.state,
+            (&self.shared.state, unread),
             target,
             self.config.batch_size,
             |position, _| shared.status.send_modify(|s| s.applied = position),
@@ -461,7 +475,8 @@ struct ReadBatch<M: Projection> {
 
 /// Applies every event after the model's position up to `target`, one write-lock acquisition
 /// per batch; `applied(position, events)` is called after every batch. Events before a
-/// failure stay applied and the model's position says so.
+/// failure stay applied and the model's position says so. `unread`: nothing reads `state`
+/// until this returns, so the whole run is one catch-up (see [`Projection::begin_catch_up`]).
 ///
 /// A blocking thread reads ahead while this task applies. Decoding a payload costs about as
 /// much as reading it, so the two sides share it: the reader decodes the first part of each
@@ -470,15 +485,33 @@ struct ReadBatch<M: Projection> {
 /// reader for the next batches.
 async fn drain<M: Projection>(
     log: Arc<dyn EventLog>,
-    state: &RwLock<Versioned<M>>,
+    (state, unread): (&RwLock<Versioned<M>>, bool),
     target: Position,
     batch_size: usize,
-    mut applied: impl FnMut(Position, u64),
+    applied: impl FnMut(Position, u64),
 ) -> Result<u64, ProjectionError> {
     let after = state.read().expect("projection lock poisoned").position;
     if after >= target {
         return Ok(0);
     }
+    if !unread {
+        return drain_batches(log, state, (after, target), batch_size, applied).await;
+    }
+    let lock = || state.write().expect("projection lock poisoned");
+    lock().model.begin_catch_up(target - after);
+    let result = drain_batches(log, state, (after, target), batch_size, applied).await;
+    lock().model.end_catch_up();
+    result
+}
+
+/// [`drain`]'s batches.
+async fn drain_batches<M: Projection>(
+    log: Arc<dyn EventLog>,
+    state: &RwLock<Versioned<M>>,
+    (after, target): (Position, Position),
+    batch_size: usize,
+    mut applied: impl FnMut(Position, u64),
+) -> Result<u64, ProjectionError> {
     let share = Arc::new(AtomicUsize::new(SHARE_STEPS / 2));
     let (tx, mut rx) = mpsc::channel::<ReadBatch<M>>(READ_AHEAD);
     let (spare_tx, spare_rx) = std::sync::mpsc::channel::<Decoded<M>>();
@@ -706,13 +739,19 @@ pub async fn rebuild<M: Projection>(
         position: 0,
         model: M::default(),
     });
-    let events = drain::<M>(log, &state, target, batch_size, |position, events| {
-        progress(RebuildProgress {
-            position,
-            target,
-            events,
-        })
-    })
+    let events = drain::<M>(
+        log,
+        (&state, true),
+        target,
+        batch_size,
+        |position, events| {
+            progress(RebuildProgress {
+                position,
+                target,
+                events,
+            })
+        },
+    )
     .await
     .inspect_err(|e| tracing::error!(projection = M::NAME, error = %e, "rebuild stopped"))?;
     let Versioned { position, model } = state.into_inner().expect("projection lock poisoned");

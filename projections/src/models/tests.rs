@@ -566,6 +566,40 @@ async fn a_restart_replays_only_the_tail_after_the_snapshot() {
     assert_eq!(rebuilt.model.state, world.state);
 }
 
+/// A catch-up nothing reads files its jobs at the end when it is at least as long as the
+/// model has jobs, from a snapshot as from empty, and one by one when it is shorter: either
+/// way the model is the one applying each event on its own gives.
+#[tokio::test]
+async fn a_catch_up_files_jobs_as_applying_one_event_at_a_time_would() {
+    let mut world = World::new(SEEDS[1]);
+    let node = Node::open(tempfile::tempdir().expect("tempdir"));
+    let mut events = world.events(600);
+    append_all(node.log.as_ref(), &events).await;
+    let mut projector = node.projector();
+    projector.catch_up().await.expect("catch up");
+    let jobs = projector.handle().read().state.job_count();
+    assert!(jobs > 50, "the history has jobs ({jobs})");
+    drop(projector);
+
+    for tail in [jobs / 2, jobs + 50] {
+        let more = world.events(tail);
+        append_all(node.log.as_ref(), &more).await;
+        events.extend(more);
+        // Each projector starts from the snapshot its predecessor stored.
+        let mut projector = node.projector();
+        let before = projector.position();
+        let caught = projector.catch_up().await.expect("catch up");
+        assert!(before > 0 && caught.applied >= tail as u64);
+        let model = projector.handle().read().clone();
+        // Stream versions come from the log's envelopes, which `models_of` has not got.
+        let expected = ReadModels {
+            versions: model.versions.clone(),
+            ..models_of(&events)
+        };
+        assert!(model == expected, "tail of {tail} after {jobs} jobs");
+    }
+}
+
 #[tokio::test]
 async fn a_write_is_visible_once_wait_for_returns() {
     let node = Node::open(tempfile::tempdir().expect("tempdir"));
