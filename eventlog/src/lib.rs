@@ -23,6 +23,8 @@ pub use error::{AppendError, CodecError, LogError};
 pub use sled_log::{CommitStats, DbSync, Records, SledLog, SledLogOptions, CHUNK_MAX, LOG_TREE};
 pub use subscription::Subscription;
 
+use std::ops::ControlFlow;
+
 use async_trait::async_trait;
 
 /// A global log position. Positions start at 1 and are gapless; 0 means "before the first".
@@ -143,6 +145,18 @@ pub trait EventLog: Send + Sync + 'static {
     /// Reads up to `limit` events with positions strictly greater than `after`, in order.
     async fn read_all(&self, after: Position, limit: usize)
         -> Result<Vec<RecordedEvent>, LogError>;
+
+    /// Hands the events with positions in `after..=until` (`until` capped at the head) to
+    /// `visit` one at a time, in order, until `visit` breaks. Blocking: for long scans on a
+    /// blocking thread. Nothing is collected, so a record the visitor is done with is freed
+    /// before the next is decoded and the allocator hands its memory straight back; a replay
+    /// that read in batches spent a fifth of its time in the allocator's slow paths.
+    fn scan(
+        &self,
+        after: Position,
+        until: Position,
+        visit: &mut dyn FnMut(RecordedEvent) -> ControlFlow<()>,
+    ) -> Result<(), LogError>;
 
     /// The stream's current version (0 if it does not exist).
     fn stream_version(&self, stream: &str) -> u64;

@@ -54,7 +54,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::ops::Range;
+use std::ops::{ControlFlow, Range};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, RwLock};
@@ -489,6 +489,20 @@ impl EventLog for SledLog {
             records.push(record?);
         }
         Ok(records)
+    }
+
+    fn scan(
+        &self,
+        after: Position,
+        until: Position,
+        visit: &mut dyn FnMut(RecordedEvent) -> ControlFlow<()>,
+    ) -> Result<(), LogError> {
+        for record in Records::of(&self.shared, after, until.min(self.head())) {
+            if visit(record?).is_break() {
+                break;
+            }
+        }
+        Ok(())
     }
 
     fn stream_version(&self, stream: &str) -> u64 {
@@ -1480,6 +1494,35 @@ mod tests {
             }
             let scanned: Vec<_> = log.scan_raw(after).map(|e| e.unwrap()).collect();
             assert_eq!(positions(&scanned), all[after as usize..]);
+            // `scan` hands over `after..=until`, capped at the head, and stops when told.
+            for until in after..=12 {
+                let mut visited = Vec::new();
+                log.scan(after, until, &mut |record| {
+                    visited.push(record);
+                    ControlFlow::Continue(())
+                })
+                .unwrap();
+                let expected: Vec<Position> = (after + 1..=until.min(10)).collect();
+                assert_eq!(positions(&visited), expected, "after {after} until {until}");
+                assert_eq!(
+                    visited,
+                    log.read_all(after, 12).await.unwrap()[..expected.len()]
+                );
+            }
+            let mut visited = Vec::new();
+            log.scan(after, 10, &mut |record| {
+                visited.push(record.envelope.position);
+                ControlFlow::Break(())
+            })
+            .unwrap();
+            assert_eq!(
+                visited,
+                all[after as usize..]
+                    .iter()
+                    .take(1)
+                    .copied()
+                    .collect::<Vec<_>>()
+            );
         }
         assert_eq!(
             positions(&log.read_stream("a", 2, 10).await.unwrap()),

@@ -2,6 +2,7 @@
 //! it got, and snapshots the model together with that position.
 
 use std::future::Future;
+use std::ops::ControlFlow;
 use std::ops::Deref;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -455,11 +456,6 @@ type Decoded<M> = Vec<DecodedEvent<<M as Projection>::Event>>;
 /// Batches a reader thread may run ahead of the applier.
 const READ_AHEAD: usize = 4;
 
-/// Records the reader fetches per read. A batch is read in these pieces and each piece
-/// decoded (and freed) before the next is read, so the allocator reuses the same memory
-/// instead of a whole batch's records being allocated and then freed at once.
-const READ_CHUNK: usize = 128;
-
 /// The reader's share of each batch's decoding is counted in these steps.
 const SHARE_STEPS: usize = 16;
 
@@ -516,7 +512,6 @@ async fn drain_batches<M: Projection>(
     let (tx, mut rx) = mpsc::channel::<ReadBatch<M>>(READ_AHEAD);
     let (spare_tx, spare_rx) = std::sync::mpsc::channel::<Decoded<M>>();
     let reader = tokio::task::spawn_blocking({
-        let runtime = tokio::runtime::Handle::current();
         let share = Arc::clone(&share);
         move || {
             let mut after = after;
@@ -525,14 +520,8 @@ async fn drain_batches<M: Projection>(
                     batch_size * share.load(Ordering::Relaxed).min(SHARE_STEPS) / SHARE_STEPS;
                 let mut decoded = spare_rx.try_recv().unwrap_or_default();
                 decoded.reserve(batch_size);
-                let (batch, next_after) = read_batch::<M>(
-                    &runtime,
-                    log.as_ref(),
-                    (after, target),
-                    batch_size,
-                    quota,
-                    decoded,
-                );
+                let (batch, next_after) =
+                    read_batch::<M>(log.as_ref(), (after, target), batch_size, quota, decoded);
                 let stop = batch.failure.is_some();
                 if batch.decoded.is_empty() && batch.raw.is_empty() && batch.failure.is_none() {
                     return;
@@ -602,12 +591,11 @@ async fn drain_batches<M: Projection>(
     result.map(|()| events)
 }
 
-/// Reads up to `batch_size` records of `(after, target]` in pieces of [`READ_CHUNK`],
-/// decoding the first `quota` into `decoded` as they arrive and keeping the rest raw. Returns
-/// the batch and the position of the last record read; a short batch means the log ended
-/// or the batch carries a failure.
+/// Reads up to `batch_size` records of `(after, target]`, decoding the first `quota` into
+/// `decoded` as they arrive (each record is freed before the next is read) and keeping the
+/// rest raw. Returns the batch and the position of the last record read; a short batch means
+/// the log ended or the batch carries a failure.
 fn read_batch<M: Projection>(
-    runtime: &tokio::runtime::Handle,
     log: &dyn EventLog,
     (after, target): (Position, Position),
     batch_size: usize,
@@ -621,33 +609,22 @@ fn read_batch<M: Projection>(
         failure: None,
     };
     let mut last = after;
-    let mut read = 0;
-    while read < batch_size && last < target {
-        let mut records =
-            match runtime.block_on(log.read_all(last, (batch_size - read).min(READ_CHUNK))) {
-                Ok(records) => records,
-                Err(e) => {
-                    batch.failure = Some(e.into());
-                    break;
-                }
-            };
-        let Some(end) = records.last().map(|r| r.envelope.position) else {
-            break;
-        };
-        read += records.len();
-        last = end;
-        if batch.raw.is_empty() {
-            let take = quota.saturating_sub(batch.decoded.len()).min(records.len());
-            let rest = records.split_off(take);
-            if let Some(e) = decode_records::<M>(batch.raw_after, records, &mut batch.decoded) {
-                batch.failure = Some(e);
-                break;
-            }
-            batch.raw_after = batch.decoded.last().map_or(batch.raw_after, |d| d.position);
-            batch.raw = rest;
+    let until = target.min(after.saturating_add(u64::try_from(batch_size).unwrap_or(u64::MAX)));
+    let scanned = log.scan(after, until, &mut |record| {
+        let position = record.envelope.position;
+        if !batch.raw.is_empty() || batch.decoded.len() >= quota {
+            batch.raw.push(record);
+        } else if let Err(e) = decode_one::<M>(last, record, &mut batch.decoded) {
+            batch.failure = Some(e);
+            return ControlFlow::Break(());
         } else {
-            batch.raw.append(&mut records);
+            batch.raw_after = position;
         }
+        last = position;
+        ControlFlow::Continue(())
+    });
+    if let Err(e) = scanned {
+        batch.failure = Some(e.into());
     }
     (batch, last)
 }
@@ -669,32 +646,39 @@ fn decode_records<M: Projection>(
     decoded: &mut Decoded<M>,
 ) -> Option<ProjectionError> {
     let mut previous = after;
-    for RecordedEvent { envelope, payload } in records {
-        if envelope.position <= previous {
-            let failure = ProjectionError::OutOfOrder {
-                after: previous,
-                got: envelope.position,
-            };
-            return Some(failure);
+    for record in records {
+        let position = record.envelope.position;
+        if let Err(e) = decode_one::<M>(previous, record, decoded) {
+            return Some(e);
         }
-        previous = envelope.position;
-        match M::decode(&envelope, &payload) {
-            Ok(event) => decoded.push(DecodedEvent {
-                position: envelope.position,
-                type_code: envelope.type_code,
-                event,
-            }),
-            Err(e) => {
-                let failure = ProjectionError::Decode {
-                    position: envelope.position,
-                    type_code: envelope.type_code,
-                    source: Box::new(e),
-                };
-                return Some(failure);
-            }
-        }
+        previous = position;
     }
     None
+}
+
+/// Decodes one record that follows position `previous` into `decoded`, and frees it.
+fn decode_one<M: Projection>(
+    previous: Position,
+    RecordedEvent { envelope, payload }: RecordedEvent,
+    decoded: &mut Decoded<M>,
+) -> Result<(), ProjectionError> {
+    if envelope.position <= previous {
+        return Err(ProjectionError::OutOfOrder {
+            after: previous,
+            got: envelope.position,
+        });
+    }
+    let event = M::decode(&envelope, &payload).map_err(|e| ProjectionError::Decode {
+        position: envelope.position,
+        type_code: envelope.type_code,
+        source: Box::new(e),
+    })?;
+    decoded.push(DecodedEvent {
+        position: envelope.position,
+        type_code: envelope.type_code,
+        event,
+    });
+    Ok(())
 }
 
 /// Applies a decoded batch under one write-lock acquisition, leaving `decoded` empty.

@@ -233,6 +233,14 @@ impl EventLog for GatedLog {
     fn idempotent_result(&self, key: &str) -> Option<Appended> {
         self.inner.idempotent_result(key)
     }
+    fn scan(
+        &self,
+        after: u64,
+        until: u64,
+        visit: &mut dyn FnMut(RecordedEvent) -> std::ops::ControlFlow<()>,
+    ) -> Result<(), LogError> {
+        self.inner.scan(after, until, visit)
+    }
     async fn read_stream(
         &self,
         stream: &str,
