@@ -35,15 +35,15 @@
 //! and a new cycle starts.
 
 use std::fs::{File, OpenOptions};
-use std::ops::Range;
+use std::ops::{ControlFlow, Range};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Mutex};
 
 use crate::codec::{decode_record, frames};
 use crate::error::LogError;
+use crate::worker::Worker;
 use crate::Position;
 
 const MAGIC: &[u8; 8] = b"HLYJRNL1";
@@ -152,27 +152,34 @@ impl JournalFile {
     }
 }
 
-/// The thread that grows journal files ahead of the commits writing into them.
-struct Grower {
-    requests: mpsc::Sender<(Arc<JournalFile>, u64)>,
-    thread: JoinHandle<()>,
+/// The `eventlog-grow` thread, which grows journal files ahead of the commits writing into
+/// them.
+type Grower = Worker<(Arc<JournalFile>, u64)>;
+
+fn spawn_grower() -> std::io::Result<Grower> {
+    // Requests that find the queue full are dropped: the commit path grows the file itself
+    // when it finds no room.
+    Worker::spawn(
+        "eventlog-grow",
+        4,
+        |(file, target): (Arc<JournalFile>, u64)| {
+            // A failure here (a full disk) is left for the commit path to meet: it grows the file
+            // itself when it finds no room, and fails the commit.
+            match file.grow_to(target, true) {
+                Ok(()) => ControlFlow::Continue(()),
+                Err(_) => ControlFlow::Break(()),
+            }
+        },
+    )
 }
 
-impl Grower {
-    fn spawn() -> std::io::Result<Grower> {
-        let (requests, queue) = mpsc::channel::<(Arc<JournalFile>, u64)>();
-        let thread = std::thread::Builder::new()
-            .name("eventlog-grow".into())
-            .spawn(move || {
-                for (file, target) in queue {
-                    // A failure here (a full disk) is left for the commit path to meet: it
-                    // grows the file itself when it finds no room, and fails the commit.
-                    if file.grow_to(target, true).is_err() {
-                        return;
-                    }
-                }
-            })?;
-        Ok(Grower { requests, thread })
+/// `fdatasync` of the journal file a group went to (see [`Journal::sync_handle`]). A sync
+/// that starts after a write returned covers it, whatever is written meanwhile.
+pub(crate) struct JournalSync(Arc<JournalFile>);
+
+impl JournalSync {
+    pub(crate) fn sync(&self) -> std::io::Result<()> {
+        self.0.file.sync_data()
     }
 }
 
@@ -186,21 +193,11 @@ pub(crate) struct Journal {
     /// A new cycle starts once a group would end beyond this (a group larger than the whole
     /// file still goes in, growing it).
     capacity: u64,
-    /// Started by the first write; `None` again only while dropping.
+    /// Started by the first write. Dropping the journal joins it, so that no zeros are
+    /// written into a file after the journal is gone (a reopened journal writes there).
     grower: Option<Grower>,
     /// The length the grower was last asked to give the current file.
     requested: u64,
-}
-
-impl Drop for Journal {
-    fn drop(&mut self) {
-        // Wait for the grower, so that no zeros are written into a file after the journal
-        // is gone (a reopened journal writes there).
-        if let Some(Grower { requests, thread }) = self.grower.take() {
-            drop(requests);
-            thread.join().ok();
-        }
-    }
 }
 
 /// A cycle found on disk: its number and the groups that read back intact, in order.
@@ -311,9 +308,10 @@ impl Journal {
         self.write_at_offset(group)
     }
 
-    /// Makes every group written so far durable.
-    pub(crate) fn sync(&self) -> std::io::Result<()> {
-        self.files[self.current].file.sync_data()
+    /// What makes every group written so far durable, for another thread to call while this
+    /// one writes the next groups.
+    pub(crate) fn sync_handle(&self) -> JournalSync {
+        JournalSync(Arc::clone(&self.files[self.current]))
     }
 
     fn write_at_offset(&mut self, bytes: &[u8]) -> std::io::Result<()> {
@@ -332,11 +330,11 @@ impl Journal {
         if len - end < GROW_STEP && len + GROW_STEP > self.requested {
             self.requested = len + GROW_STEP;
             if self.grower.is_none() {
-                self.grower = Some(Grower::spawn()?);
+                self.grower = Some(spawn_grower()?);
             }
             let grower = self.grower.as_ref().expect("spawned above");
             // The grower only stops early after a failure, which the next growth here meets.
-            grower.requests.send((f, self.requested)).ok();
+            grower.try_send((f, self.requested));
         }
         Ok(())
     }

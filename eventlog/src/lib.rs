@@ -14,6 +14,7 @@ mod journal;
 mod sled_log;
 mod subscription;
 pub mod verify;
+mod worker;
 
 pub use checkpoint::{Checkpoints, CHECKPOINT_KEY};
 pub use codec::{

@@ -19,13 +19,24 @@
 //! # Durability
 //!
 //! A group commit writes its encoded records to the [commit journal](crate::journal) and
-//! `fdatasync`s it, on the writer thread; that is the whole commit. The writer then adds the
-//! records to the in-memory *tail*, updates the indexes, publishes the new head and answers.
-//! sled is not on this path: the journal holds every record sled may not have made durable yet
-//! (not applied yet, or applied but not persisted) and is replayed into sled at open. A failure
+//! `fdatasync`s it; that is the whole commit. Then the records go into the in-memory *tail*,
+//! the indexes are updated, the new head is published and the callers are answered. sled is
+//! not on this path: the journal holds every record sled may not have made durable yet (not
+//! applied yet, or applied but not persisted) and is replayed into sled at open. A failure
 //! anywhere in the commit poisons the log: nothing in the batch is acknowledged and later
 //! appends are refused until reopen, because the in-memory indexes can no longer be trusted to
 //! match the disk.
+//!
+//! The commit is a two-stage pipeline. The writer thread gathers a batch, checks and encodes
+//! it and writes it to the journal; the `eventlog-sync` thread `fdatasync`s it, publishes it
+//! and answers, while the writer already prepares the next batch against the published index
+//! plus what the batch in flight will publish. A hand-over waits until the sync thread is done
+//! with the batch before, so batches publish in order and at most one is in flight; one
+//! written while an earlier one failed is refused, never published past the gap. With the
+//! writer alone on the CPU-bound part, overlapping it with the `fdatasync` was worth about a
+//! quarter more appends per second at 64 writers. A lone request with nobody else waiting and
+//! the sync thread idle is synced on the writer thread instead, sparing a lone caller two
+//! thread wake-ups.
 //!
 //! # Applying to sled
 //!
@@ -56,7 +67,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::ops::{ControlFlow, Range};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 
@@ -65,7 +76,8 @@ use tokio::sync::{oneshot, watch};
 
 use crate::codec::{self, decode_record, frame_len, frames, MAX_RECORD_BYTES};
 use crate::error::{AppendError, LogError};
-use crate::journal::{Journal, Tail, GROUP_HEADER_LEN};
+use crate::journal::{Journal, JournalSync, Tail, GROUP_HEADER_LEN};
+use crate::worker::Worker;
 use crate::{AppendRequest, Appended, EventLog, Position, RecordedEvent};
 
 /// The sled tree holding the log's chunks. Other trees in the same [`sled::Db`] belong to
@@ -125,12 +137,17 @@ struct Shared {
     /// sled's data file, for [`SledLog::db_sync`].
     data_path: std::path::PathBuf,
     tree: sled::Tree,
-    /// Updated only by the writer, only after a commit is durable, and before the head is
-    /// published: anything a reader finds here is durable.
+    /// Updated only by the sync thread, only after a commit is durable, and before the head
+    /// is published: anything a reader finds here is durable.
     index: RwLock<Index>,
-    /// Acknowledged records not applied to sled yet; extended by the writer before it updates
-    /// the index, so every indexed position is in sled or here.
+    /// Acknowledged records not applied to sled yet; extended by the sync thread before it
+    /// updates the index, so every indexed position is in sled or here.
     tail: RwLock<Unapplied>,
+    /// The tail's encoded size (see [`Shared::tail_bytes`]).
+    tail_bytes: AtomicUsize,
+    /// Batches the sync thread has published; it is idle when that is every batch the writer
+    /// handed it ([`Writer::handed`]).
+    synced: AtomicU64,
     /// Held while applying the tail, so two appliers (the apply thread, the writer before a
     /// checkpoint, [`SledLog::apply_tail`]) never pack the same records twice.
     applying: Mutex<()>,
@@ -192,16 +209,15 @@ impl Shared {
         let mut tail = self.tail.write().expect("tail lock poisoned");
         tail.records.drain_front(records);
         tail.applied = last;
+        self.tail_bytes
+            .store(tail.records.encoded.len(), Ordering::Release);
         Ok(())
     }
 
+    /// The tail's size, as last set under its write lock: read on every commit without
+    /// taking the lock.
     fn tail_bytes(&self) -> usize {
-        self.tail
-            .read()
-            .expect("tail lock poisoned")
-            .records
-            .encoded
-            .len()
+        self.tail_bytes.load(Ordering::Acquire)
     }
 }
 
@@ -245,6 +261,8 @@ impl SledLog {
                 applied: head,
                 records: Tail::default(),
             }),
+            tail_bytes: AtomicUsize::new(0),
+            synced: AtomicU64::new(0),
             applying: Mutex::new(()),
             head: head_tx,
             poisoned: AtomicBool::new(false),
@@ -256,15 +274,17 @@ impl SledLog {
             crash_on_close: AtomicBool::new(false),
         });
         let (requests, queue) = mpsc::channel();
-        let applier = Applier::start(Arc::clone(&shared))?;
+        let applier = Arc::new(spawn_applier(Arc::clone(&shared))?);
         let writer = Writer {
             shared: Arc::clone(&shared),
             queue,
             data_file,
             journal,
+            syncer: spawn_syncer(Arc::clone(&shared), Arc::clone(&applier))?,
             applier,
-            group: Vec::new(),
-            spans: Vec::new(),
+            carried: None,
+            handed: 0,
+            in_flight: InFlight::default(),
             max_batch: options.max_batch_requests.max(1),
             next_position: head + 1,
         };
@@ -1002,60 +1022,173 @@ struct Writer {
     /// sled's data file, synced by checkpoints (see [`Journal`]).
     data_file: File,
     journal: Journal,
-    applier: Applier,
-    /// The buffers a batch is encoded into, kept between commits (see [`Writer::commit`]).
-    group: Vec<u8>,
-    spans: Vec<(Position, Range<usize>)>,
+    /// Syncs, publishes and answers each batch written while the writer goes on with the
+    /// next (see "Durability" in the module docs).
+    syncer: Worker<ToSync>,
+    /// Wakes the apply thread; shared with the syncer, which publishes most batches.
+    applier: Arc<Worker<()>>,
+    /// A request taken from the queue to see whether anyone was waiting: the next batch's
+    /// first.
+    carried: Option<Pending>,
+    /// Batches handed to the syncer (see [`Shared::synced`]).
+    handed: u64,
+    /// What the batch handed to the syncer last changes, until the next batch is handed over
+    /// (by then the syncer has published it).
+    in_flight: InFlight,
     max_batch: usize,
     next_position: Position,
 }
 
-/// The `eventlog-apply` thread: applies the tail to sled whenever the writer says it has
-/// grown to [`APPLY_BYTES`].
-struct Applier {
-    /// Holds at most one wake-up: a signal sent while one is pending is the same signal.
-    wake: Option<mpsc::SyncSender<()>>,
-    thread: Option<JoinHandle<()>>,
+/// The versions and idempotency keys a batch being synced will publish, which the next batch
+/// is staged against.
+#[derive(Default)]
+struct InFlight {
+    versions: HashMap<String, u64>,
+    keys: HashMap<String, Appended>,
 }
 
-impl Applier {
-    fn start(shared: Arc<Shared>) -> std::io::Result<Applier> {
-        let (wake, woken) = mpsc::sync_channel::<()>(1);
-        let thread = std::thread::Builder::new()
-            .name("eventlog-apply".into())
-            .spawn(move || {
-                for () in woken {
-                    if let Err(e) = shared.apply_tail() {
-                        // The records stay in the tail and the journal; what sled holds can
-                        // no longer be trusted, so nothing more is accepted.
-                        tracing::error!(error = %e, "applying the tail to sled failed; poisoning the event log");
-                        shared.poisoned.store(true, Ordering::Release);
-                        return;
+/// The `eventlog-apply` thread: applies the tail to sled whenever the syncer says it has grown
+/// to [`APPLY_BYTES`]. Holds at most one wake-up: a signal sent while one is pending is the
+/// same signal.
+fn spawn_applier(shared: Arc<Shared>) -> std::io::Result<Worker<()>> {
+    Worker::spawn("eventlog-apply", 1, move |()| match shared.apply_tail() {
+        Ok(()) => ControlFlow::Continue(()),
+        Err(e) => {
+            // The records stay in the tail and the journal; what sled holds can no longer be
+            // trusted, so nothing more is accepted.
+            tracing::error!(error = %e, "applying the tail to sled failed; poisoning the event log");
+            shared.poisoned.store(true, Ordering::Release);
+            ControlFlow::Break(())
+        }
+    })
+}
+
+/// What the writer hands the syncer.
+enum ToSync {
+    Batch(Written),
+    /// Nothing to do: the hand-over itself means every batch before it is published.
+    Drain,
+}
+
+/// A batch as the writer leaves it: its records written to the journal (if it has any), its
+/// answers decided.
+struct Written {
+    batch: Vec<Pending>,
+    outcomes: Vec<Outcome>,
+    /// The group as written, and each record's position and bytes in it; empty if the batch
+    /// writes nothing.
+    encoded: Vec<u8>,
+    spans: Vec<(Position, Range<usize>)>,
+    new_keys: HashMap<String, Appended>,
+    /// The position after the batch's last record.
+    next: Position,
+    journal: JournalSync,
+}
+
+/// The `eventlog-sync` thread: `fdatasync`s each written batch while the writer stages and
+/// writes the next, then publishes the batch (tail, indexes, head) and answers its callers.
+/// A hand-over waits for the previous batch to be done, so at most one batch is in flight.
+fn spawn_syncer(shared: Arc<Shared>, applier: Arc<Worker<()>>) -> std::io::Result<Worker<ToSync>> {
+    Worker::spawn("eventlog-sync", 0, move |message| {
+        if let ToSync::Batch(written) = message {
+            sync_and_publish(&shared, &applier, written);
+            shared.synced.fetch_add(1, Ordering::Release);
+        }
+        ControlFlow::Continue(())
+    })
+}
+
+fn sync_and_publish(shared: &Shared, applier: &Worker<()>, written: Written) {
+    let Written {
+        batch,
+        outcomes,
+        encoded,
+        spans,
+        new_keys,
+        next,
+        journal,
+    } = written;
+    if !spans.is_empty() {
+        let synced = if shared.poisoned.load(Ordering::Acquire) {
+            // An earlier batch failed after this one was written: its records may be on disk
+            // but must not be acknowledged, nor published over the failed batch's gap.
+            Err(AppendError::Poisoned)
+        } else {
+            sync_journal(shared, &journal).map_err(|e| {
+                tracing::error!(error = %e, "group commit failed; poisoning the event log");
+                shared.poisoned.store(true, Ordering::Release);
+                AppendError::Io(Arc::new(e))
+            })
+        };
+        if let Err(e) = synced {
+            for (pending, outcome) in batch.into_iter().zip(outcomes) {
+                let result = match outcome {
+                    Outcome::Answer(Err(rejected)) => Err(rejected),
+                    _ => Err(e.clone()),
+                };
+                answer(pending.reply, result);
+            }
+            return;
+        }
+        debug_assert_eq!(
+            spans[0].0,
+            *shared.head.borrow() + 1,
+            "batches are published in order"
+        );
+        let tail_bytes = {
+            let mut tail = shared.tail.write().expect("tail lock poisoned");
+            tail.records.extend(&encoded, &spans);
+            let bytes = tail.records.encoded.len();
+            shared.tail_bytes.store(bytes, Ordering::Release);
+            bytes
+        };
+        if tail_bytes >= APPLY_BYTES {
+            // Full: a wake-up is already pending. Stopped: the apply thread failed (poisoned).
+            applier.try_send(());
+        }
+        let mut index = shared.index.write().expect("index lock poisoned");
+        let mut written = 0;
+        for (pending, outcome) in batch.iter().zip(&outcomes) {
+            if let Outcome::Write(appended) = outcome {
+                written += 1;
+                for (req, a) in pending.reqs.iter().zip(appended) {
+                    // Looked up before inserting: a known stream costs no key copy.
+                    match index.streams.get_mut(&req.stream) {
+                        Some(positions) => positions.extend(a.first..=a.last),
+                        None => {
+                            let positions = (a.first..=a.last).collect();
+                            index.streams.insert(req.stream.clone(), positions);
+                        }
                     }
                 }
-            })?;
-        Ok(Applier {
-            wake: Some(wake),
-            thread: Some(thread),
-        })
-    }
-
-    fn wake(&self) {
-        if let Some(wake) = &self.wake {
-            // Full: a wake-up is already pending. Disconnected: the thread stopped (poisoned).
-            let _ = wake.try_send(());
-        }
-    }
-
-    /// Lets the thread finish its current apply and exit.
-    fn stop(&mut self) {
-        self.wake.take();
-        if let Some(thread) = self.thread.take() {
-            if thread.join().is_err() {
-                tracing::error!("event log apply thread panicked");
             }
         }
+        index.idempotency.extend(new_keys);
+        drop(index);
+        shared.commits.fetch_add(1, Ordering::Relaxed);
+        shared
+            .committed_requests
+            .fetch_add(written, Ordering::Relaxed);
+        shared.head.send_replace(next - 1);
     }
+    for (pending, outcome) in batch.into_iter().zip(outcomes) {
+        let result = match outcome {
+            Outcome::Answer(result) => result,
+            Outcome::Write(appended) => Ok(appended),
+        };
+        answer(pending.reply, result);
+    }
+}
+
+fn sync_journal(shared: &Shared, journal: &JournalSync) -> std::io::Result<()> {
+    journal.sync()?;
+    #[cfg(test)]
+    if shared.fail_next_commit.swap(false, Ordering::AcqRel) {
+        return Err(std::io::Error::other("injected sync failure"));
+    }
+    #[cfg(not(test))]
+    let _ = shared;
+    Ok(())
 }
 
 /// What one transaction of a batch comes to.
@@ -1080,7 +1213,7 @@ impl Writer {
     fn run(mut self) {
         // Blocks for one request, then takes whatever queued up meanwhile: while a commit
         // is syncing, the next batch gathers, which is the whole group-commit mechanism.
-        while let Ok(first) = self.queue.recv() {
+        while let Some(first) = self.carried.take().or_else(|| self.queue.recv().ok()) {
             let mut bytes = payload_bytes(&first);
             let mut batch = vec![first];
             // Bytes bound a batch too, so a burst of bulk appends (imports) cannot make one
@@ -1096,7 +1229,13 @@ impl Writer {
             }
             self.commit(batch);
         }
-        self.applier.stop();
+        // The syncer publishes the batch in flight; the apply thread stops once the syncer
+        // lets go of it too.
+        self.syncer.stop();
+        match Arc::try_unwrap(self.applier) {
+            Ok(mut applier) => applier.stop(),
+            Err(_) => tracing::error!("the event log's apply thread outlived the sync thread"),
+        }
         #[cfg(test)]
         if self.shared.crash_on_close.load(Ordering::Acquire) {
             return;
@@ -1114,6 +1253,9 @@ impl Writer {
         }
     }
 
+    /// Stages and writes `batch`, then hands it to the syncer, which has by then published
+    /// the batch before; or, for a lone request with nobody else waiting and the syncer idle,
+    /// syncs and publishes it here, sparing the caller two thread wake-ups.
     fn commit(&mut self, batch: Vec<Pending>) {
         if self.shared.poisoned.load(Ordering::Acquire) {
             for pending in batch {
@@ -1121,19 +1263,9 @@ impl Writer {
             }
             return;
         }
-        // Reusing the buffers spares growing new ones through the batch, but one that a bulk
-        // append made large is let go.
-        let mut encoded = std::mem::take(&mut self.group);
-        if encoded.capacity() > 1 << 20 {
-            encoded = Vec::new();
-        }
-        encoded.clear();
-        encoded.resize(GROUP_HEADER_LEN, 0);
-        let mut spans = std::mem::take(&mut self.spans);
-        spans.clear();
         let mut staged = Staged {
-            encoded,
-            spans,
+            encoded: vec![0; GROUP_HEADER_LEN],
+            spans: Vec::new(),
             versions: HashMap::new(),
             new_keys: HashMap::new(),
             next: self.next_position,
@@ -1142,19 +1274,25 @@ impl Writer {
             let index = self.shared.index.read().expect("index lock poisoned");
             batch
                 .iter()
-                .map(|pending| stage(&index, &mut staged, &pending.reqs))
+                .map(|pending| stage(&index, &self.in_flight, &mut staged, &pending.reqs))
                 .collect()
         };
         let Staged {
             mut encoded,
             spans,
+            versions,
             new_keys,
             next,
-            ..
         } = staged;
-
+        let in_flight = InFlight {
+            versions: versions
+                .into_iter()
+                .map(|(stream, version)| (stream.to_owned(), version))
+                .collect(),
+            keys: new_keys.clone(),
+        };
         if !spans.is_empty() {
-            if let Err(e) = self.write_durably(&mut encoded, &spans) {
+            if let Err(e) = self.write(&mut encoded, &spans) {
                 tracing::error!(error = %e, "group commit failed; poisoning the event log");
                 self.shared.poisoned.store(true, Ordering::Release);
                 let e = Arc::new(e);
@@ -1167,52 +1305,40 @@ impl Writer {
                 }
                 return;
             }
-            let tail_bytes = {
-                let mut tail = self.shared.tail.write().expect("tail lock poisoned");
-                tail.records.extend(&encoded, &spans);
-                tail.records.encoded.len()
-            };
-            if tail_bytes >= APPLY_BYTES {
-                self.applier.wake();
-            }
-            let mut index = self.shared.index.write().expect("index lock poisoned");
-            let mut written = 0;
-            for (pending, outcome) in batch.iter().zip(&outcomes) {
-                if let Outcome::Write(appended) = outcome {
-                    written += 1;
-                    for (req, a) in pending.reqs.iter().zip(appended) {
-                        // Looked up before inserting: a known stream costs no key copy.
-                        match index.streams.get_mut(&req.stream) {
-                            Some(positions) => positions.extend(a.first..=a.last),
-                            None => {
-                                let positions = (a.first..=a.last).collect();
-                                index.streams.insert(req.stream.clone(), positions);
-                            }
-                        }
-                    }
-                }
-            }
-            index.idempotency.extend(new_keys);
-            drop(index);
-            self.shared.commits.fetch_add(1, Ordering::Relaxed);
-            self.shared
-                .committed_requests
-                .fetch_add(written, Ordering::Relaxed);
-            self.next_position = next;
-            self.shared.head.send_replace(next - 1);
         }
-
-        for (pending, outcome) in batch.into_iter().zip(outcomes) {
-            let result = match outcome {
-                Outcome::Answer(result) => result,
-                Outcome::Write(appended) => Ok(appended),
-            };
-            answer(pending.reply, result);
+        let written = Written {
+            batch,
+            outcomes,
+            encoded,
+            spans,
+            new_keys,
+            next,
+            journal: self.journal.sync_handle(),
+        };
+        self.next_position = next;
+        // A lone request with no other waiting (a quiet log) is synced here. Under load the
+        // queue empties for moments between batches, so larger batches always go to the
+        // syncer: syncing them here would stall the requests arriving meanwhile.
+        let lone =
+            written.batch.len() == 1 && self.shared.synced.load(Ordering::Acquire) == self.handed;
+        if lone && self.carried.is_none() {
+            self.carried = self.queue.try_recv().ok();
         }
-        (self.group, self.spans) = (encoded, spans);
+        if lone && self.carried.is_none() {
+            sync_and_publish(&self.shared, &self.applier, written);
+            self.in_flight = InFlight::default();
+        } else {
+            self.handed += 1;
+            // Waits for the syncer to be done with the batch before; it has stopped only if
+            // the writer is closing, which this thread is not.
+            let handed = self.syncer.send(ToSync::Batch(written));
+            debug_assert!(handed, "the sync thread outlives the writer loop");
+            self.in_flight = in_flight;
+        }
     }
 
-    fn write_durably(
+    /// Writes a group to the journal (not durably: the syncer does that).
+    fn write(
         &mut self,
         encoded: &mut [u8],
         spans: &[(Position, Range<usize>)],
@@ -1220,30 +1346,34 @@ impl Writer {
         let first = spans[0].0;
         if self.journal.is_full_for(encoded.len() - GROUP_HEADER_LEN) {
             // The other file is about to be overwritten: what it covers must be in sled,
-            // durably, first.
+            // durably, first; and so must the batch in flight, which a failed sync could
+            // otherwise leave as a gap before this batch in the next file.
+            self.syncer.send(ToSync::Drain);
             self.shared.apply_tail()?;
             checkpoint(&self.shared.db, &self.data_file)?;
             self.journal.rotate(first)?;
         } else if self.shared.tail_bytes() >= TAIL_MAX_BYTES {
             self.shared.apply_tail()?;
         }
-        self.journal.write(first, encoded)?;
-        self.journal.sync()?;
-        #[cfg(test)]
-        if self.shared.fail_next_commit.swap(false, Ordering::AcqRel) {
-            return Err(std::io::Error::other("injected sync failure"));
-        }
-        Ok(())
+        self.journal.write(first, encoded)
     }
 }
 
 /// Checks one transaction against the index plus what the batch already staged, and encodes
 /// its records if every request is admitted. A rejected request rejects the whole
 /// transaction, so nothing of it is staged.
-fn stage<'a>(index: &Index, staged: &mut Staged<'a>, reqs: &'a [AppendRequest]) -> Outcome {
+fn stage<'a>(
+    index: &Index,
+    in_flight: &InFlight,
+    staged: &mut Staged<'a>,
+    reqs: &'a [AppendRequest],
+) -> Outcome {
     let key = reqs[0].idempotency_key.as_deref();
     if let Some(k) = key {
-        if let Some(first) = index.idempotency.get(k).or(staged.new_keys.get(k)) {
+        let known = (staged.new_keys.get(k))
+            .or(in_flight.keys.get(k))
+            .or(index.idempotency.get(k));
+        if let Some(first) = known {
             return Outcome::Answer(Ok(vec![Appended {
                 replayed: true,
                 ..*first
@@ -1254,9 +1384,8 @@ fn stage<'a>(index: &Index, staged: &mut Staged<'a>, reqs: &'a [AppendRequest]) 
     let mut restore: Vec<(&str, Option<u64>)> = Vec::new();
     let mut results = Vec::with_capacity(reqs.len());
     for req in reqs {
-        let actual = staged
-            .versions
-            .get(req.stream.as_str())
+        let actual = (staged.versions.get(req.stream.as_str()))
+            .or(in_flight.versions.get(&req.stream))
             .copied()
             .unwrap_or_else(|| index.streams.get(&req.stream).map_or(0, |p| p.len() as u64));
         if !req.expected.admits(actual) {

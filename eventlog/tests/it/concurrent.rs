@@ -174,3 +174,55 @@ proptest! {
         run_case(writers, plan);
     }
 }
+
+/// A lone append is synced by the writer itself, a burst's batches by the sync thread while
+/// the writer goes on: switching between the two, every batch is still published in order.
+#[test]
+fn lone_appends_between_bursts_keep_their_order() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Arc::new(SledLog::open(dir.path()).unwrap());
+        let mut acknowledged: HashMap<u64, Vec<u8>> = HashMap::new();
+        let mut seed = 0;
+        for round in 0..60 {
+            let burst = if round % 3 == 0 { 1 } else { 24 };
+            let appends: Vec<_> = (0..burst)
+                .map(|i| {
+                    seed += 1;
+                    let bytes = payload(seed, 50 + i);
+                    let log = Arc::clone(&log);
+                    tokio::spawn(async move {
+                        let stream = format!("str_{}", i % 5);
+                        let req =
+                            request(&stream, ExpectedVersion::Any, vec![event(bytes.clone())]);
+                        (log.append(req).await.unwrap().first, bytes)
+                    })
+                })
+                .collect();
+            for append in appends {
+                let (position, bytes) = append.await.unwrap();
+                assert!(acknowledged.insert(position, bytes).is_none());
+            }
+        }
+        let mut log = Some(log);
+        for _reopened in [false, true] {
+            let log = match log.take() {
+                Some(log) => log,
+                None => Arc::new(SledLog::open(dir.path()).unwrap()),
+            };
+            let all = log.read_all(0, usize::MAX).await.unwrap();
+            assert_eq!(all.len(), acknowledged.len());
+            for (i, record) in all.iter().enumerate() {
+                assert_eq!(record.envelope.position, i as u64 + 1, "gapless");
+                assert!(record.payload == acknowledged[&record.envelope.position]);
+            }
+            assert!(eventlog::verify::verify(&log).unwrap().is_clean());
+            drop(log);
+        }
+    });
+}
