@@ -6,6 +6,7 @@
 //! order; `apply` must therefore be total and deterministic. Indexes are private so they
 //! cannot drift from the maps they index.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
 
@@ -609,8 +610,26 @@ impl State {
     }
 
     fn evolve_job(&mut self, id: JobId, event: &Event) {
-        // In place: a job event changes a few fields of one of many jobs.
-        if let Some(job) = self.jobs.get_mut(id) {
+        // In place: a job event changes a few fields of one of many jobs. One lookup either
+        // way: a replay makes a million of them, most missing the cache.
+        let slot = match self.jobs.at.entry(id) {
+            Entry::Occupied(at) => Some(*at.get()),
+            Entry::Vacant(at) => {
+                let Some(job) = Job::create(event) else {
+                    return;
+                };
+                at.insert(self.jobs.jobs.len());
+                if let Some(schedule) = running_schedule(&job) {
+                    self.running_by_schedule
+                        .entry(schedule)
+                        .or_default()
+                        .insert(id);
+                }
+                self.jobs.jobs.push(job);
+                None
+            }
+        };
+        if let Some(job) = slot.map(|i| &mut self.jobs.jobs[i]) {
             let before = running_schedule(job);
             job.apply(event);
             let after = running_schedule(job);
@@ -625,14 +644,6 @@ impl State {
                         .insert(id);
                 }
             }
-        } else if let Some(job) = Job::create(event) {
-            if let Some(schedule) = running_schedule(&job) {
-                self.running_by_schedule
-                    .entry(schedule)
-                    .or_default()
-                    .insert(id);
-            }
-            self.jobs.insert(job);
         }
     }
 }
@@ -652,10 +663,6 @@ struct Jobs {
 impl Jobs {
     fn get(&self, id: JobId) -> Option<&Job> {
         self.at.get(&id).map(|i| &self.jobs[*i])
-    }
-
-    fn get_mut(&mut self, id: JobId) -> Option<&mut Job> {
-        self.at.get(&id).map(|i| &mut self.jobs[*i])
     }
 
     /// Files `job` under its id, replacing any job filed there.
