@@ -1121,13 +1121,7 @@ fn sync_and_publish(shared: &Shared, applier: &Worker<()>, written: Written) {
             })
         };
         if let Err(e) = synced {
-            for (pending, outcome) in batch.into_iter().zip(outcomes) {
-                let result = match outcome {
-                    Outcome::Answer(Err(rejected)) => Err(rejected),
-                    _ => Err(e.clone()),
-                };
-                answer(pending.reply, result);
-            }
+            fail_batch(batch, outcomes, &e);
             return;
         }
         debug_assert_eq!(
@@ -1175,6 +1169,17 @@ fn sync_and_publish(shared: &Shared, applier: &Worker<()>, written: Written) {
         let result = match outcome {
             Outcome::Answer(result) => result,
             Outcome::Write(appended) => Ok(appended),
+        };
+        answer(pending.reply, result);
+    }
+}
+
+/// Answers a batch that was not committed: its rejections stand, its writes fail with `error`.
+fn fail_batch(batch: Vec<Pending>, outcomes: Vec<Outcome>, error: &AppendError) {
+    for (pending, outcome) in batch.into_iter().zip(outcomes) {
+        let result = match outcome {
+            Outcome::Answer(Err(rejected)) => Err(rejected),
+            _ => Err(error.clone()),
         };
         answer(pending.reply, result);
     }
@@ -1295,14 +1300,7 @@ impl Writer {
             if let Err(e) = self.write(&mut encoded, &spans) {
                 tracing::error!(error = %e, "group commit failed; poisoning the event log");
                 self.shared.poisoned.store(true, Ordering::Release);
-                let e = Arc::new(e);
-                for (pending, outcome) in batch.into_iter().zip(outcomes) {
-                    let result = match outcome {
-                        Outcome::Answer(Err(rejected)) => Err(rejected),
-                        _ => Err(AppendError::Io(Arc::clone(&e))),
-                    };
-                    answer(pending.reply, result);
-                }
+                fail_batch(batch, outcomes, &AppendError::Io(Arc::new(e)));
                 return;
             }
         }

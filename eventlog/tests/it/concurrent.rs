@@ -130,13 +130,16 @@ async fn check_log(log: &SledLog, plan: &[PlannedAppend], done: &Done) {
     }
 }
 
-fn run_case(writers: usize, plan: Vec<PlannedAppend>) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
         .enable_all()
         .build()
-        .unwrap();
-    runtime.block_on(async {
+        .unwrap()
+}
+
+fn run_case(writers: usize, plan: Vec<PlannedAppend>) {
+    runtime().block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let log = Arc::new(SledLog::open(dir.path()).unwrap());
         let mut sub = Subscription::new(log.clone(), 0);
@@ -179,12 +182,7 @@ proptest! {
 /// the writer goes on: switching between the two, every batch is still published in order.
 #[test]
 fn lone_appends_between_bursts_keep_their_order() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(4)
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
+    runtime().block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let log = Arc::new(SledLog::open(dir.path()).unwrap());
         let mut acknowledged: HashMap<u64, Vec<u8>> = HashMap::new();
