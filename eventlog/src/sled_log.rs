@@ -1082,7 +1082,8 @@ struct Written {
     new_keys: HashMap<String, Appended>,
     /// The position after the batch's last record.
     next: Position,
-    journal: JournalSync,
+    /// The journal file to sync; `None` if the batch wrote nothing.
+    journal: Option<JournalSync>,
 }
 
 /// The `eventlog-sync` thread: `fdatasync`s each written batch while the writer stages and
@@ -1108,20 +1109,19 @@ fn sync_and_publish(shared: &Shared, applier: &Worker<()>, written: Written) {
         next,
         journal,
     } = written;
-    if !spans.is_empty() {
-        let synced = if shared.poisoned.load(Ordering::Acquire) {
-            // An earlier batch failed after this one was written: its records may be on disk
-            // but must not be acknowledged, nor published over the failed batch's gap.
-            Err(AppendError::Poisoned)
-        } else {
-            sync_journal(shared, &journal).map_err(|e| {
-                tracing::error!(error = %e, "group commit failed; poisoning the event log");
-                shared.poisoned.store(true, Ordering::Release);
-                AppendError::Io(Arc::new(e))
-            })
-        };
-        if let Err(e) = synced {
-            fail_batch(batch, outcomes, &e);
+    if shared.poisoned.load(Ordering::Acquire) {
+        // An earlier batch failed after this one was staged. Its records may be on disk but
+        // must not be acknowledged, nor published over the failed batch's gap; and its
+        // answers may rest on what the failed batch would have published (a replay of a key
+        // that batch wrote), so none of them stands but its rejections.
+        fail_batch(batch, outcomes, &AppendError::Poisoned);
+        return;
+    }
+    if let Some(journal) = journal {
+        if let Err(e) = sync_journal(shared, &journal) {
+            tracing::error!(error = %e, "group commit failed; poisoning the event log");
+            shared.poisoned.store(true, Ordering::Release);
+            fail_batch(batch, outcomes, &AppendError::Io(Arc::new(e)));
             return;
         }
         debug_assert_eq!(
@@ -1304,6 +1304,7 @@ impl Writer {
                 return;
             }
         }
+        let journal = (!spans.is_empty()).then(|| self.journal.sync_handle());
         let written = Written {
             batch,
             outcomes,
@@ -1311,7 +1312,7 @@ impl Writer {
             spans,
             new_keys,
             next,
-            journal: self.journal.sync_handle(),
+            journal,
         };
         self.next_position = next;
         // A lone request with no other waiting (a quiet log) is synced here. Under load the
@@ -1547,6 +1548,60 @@ mod tests {
         assert!(log.head() == 1 || log.head() == 2);
         assert!(crate::verify::verify(&log).unwrap().is_clean());
         log.append(one_event("s")).await.unwrap();
+    }
+
+    /// A batch staged while an earlier one was syncing may answer from what that batch was
+    /// to publish (a replay of its key); once it failed, only rejections stand.
+    #[tokio::test]
+    async fn once_poisoned_nothing_staged_is_acknowledged_but_rejections() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = SledLog::open(dir.path()).unwrap();
+        log.append(one_event("s")).await.unwrap();
+        let (replay_reply, replayed) = oneshot::channel();
+        let (conflict_reply, conflicted) = oneshot::channel();
+        let conflict = AppendError::Conflict {
+            stream: "s".into(),
+            expected: ExpectedVersion::NoStream,
+            actual: 2,
+        };
+        let written = Written {
+            batch: vec![
+                Pending {
+                    reqs: vec![one_event("s")],
+                    reply: replay_reply,
+                },
+                Pending {
+                    reqs: vec![one_event("s")],
+                    reply: conflict_reply,
+                },
+            ],
+            outcomes: vec![
+                Outcome::Answer(Ok(vec![Appended {
+                    first: 2,
+                    last: 2,
+                    stream_version: 2,
+                    replayed: true,
+                }])),
+                Outcome::Answer(Err(conflict)),
+            ],
+            encoded: Vec::new(),
+            spans: Vec::new(),
+            new_keys: HashMap::new(),
+            next: 2,
+            journal: None,
+        };
+        log.shared.poisoned.store(true, Ordering::Release);
+        let applier = Worker::spawn("test-apply", 1, |()| ControlFlow::Continue(())).unwrap();
+        sync_and_publish(&log.shared, &applier, written);
+        assert!(matches!(
+            replayed.await.unwrap(),
+            Err(AppendError::Poisoned)
+        ));
+        assert!(matches!(
+            conflicted.await.unwrap(),
+            Err(AppendError::Conflict { actual: 2, .. })
+        ));
+        assert_eq!(log.head(), 1);
     }
 
     fn sized_event(stream: &str, len: usize) -> AppendRequest {
