@@ -156,19 +156,16 @@ impl JournalFile {
 /// them.
 type Grower = Worker<(Arc<JournalFile>, u64)>;
 
+/// A request that finds the queue full is dropped, and a failure (a full disk) stops the
+/// thread: either way the commit path grows the file itself when it finds no room, and fails
+/// the commit if it cannot.
 fn spawn_grower() -> std::io::Result<Grower> {
-    // Requests that find the queue full are dropped: the commit path grows the file itself
-    // when it finds no room.
     Worker::spawn(
         "eventlog-grow",
         4,
-        |(file, target): (Arc<JournalFile>, u64)| {
-            // A failure here (a full disk) is left for the commit path to meet: it grows the file
-            // itself when it finds no room, and fails the commit.
-            match file.grow_to(target, true) {
-                Ok(()) => ControlFlow::Continue(()),
-                Err(_) => ControlFlow::Break(()),
-            }
+        |(file, target): (Arc<JournalFile>, u64)| match file.grow_to(target, true) {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(_) => ControlFlow::Break(()),
         },
     )
 }

@@ -147,8 +147,8 @@ pub trait EventLog: Send + Sync + 'static {
     async fn read_all(&self, after: Position, limit: usize)
         -> Result<Vec<RecordedEvent>, LogError>;
 
-    /// Hands the events with positions in `after..=until` (`until` capped at the head) to
-    /// `visit` one at a time, in order, until `visit` breaks. Blocking: for long scans on a
+    /// Hands the events with positions greater than `after` and up to `until` (capped at the
+    /// head) to `visit` one at a time, in order, until `visit` breaks. Blocking: for long scans on a
     /// blocking thread. Nothing is collected, so a record the visitor is done with is freed
     /// before the next is decoded and the allocator hands its memory straight back; a replay
     /// that read in batches spent a fifth of its time in the allocator's slow paths.

@@ -505,9 +505,10 @@ impl EventLog for SledLog {
         let expected =
             usize::try_from(until - after).map_or(READ_RESERVE_MAX, |n| n.min(READ_RESERVE_MAX));
         let mut records = Vec::with_capacity(expected);
-        for record in Records::of(&self.shared, after, until) {
-            records.push(record?);
-        }
+        self.scan(after, until, &mut |record| {
+            records.push(record);
+            ControlFlow::Continue(())
+        })?;
         Ok(records)
     }
 
@@ -1118,7 +1119,15 @@ fn sync_and_publish(shared: &Shared, applier: &Worker<()>, written: Written) {
         return;
     }
     if let Some(journal) = journal {
-        if let Err(e) = sync_journal(shared, &journal) {
+        let synced = journal.sync();
+        #[cfg(test)]
+        let synced = synced.and_then(|()| {
+            if shared.fail_next_commit.swap(false, Ordering::AcqRel) {
+                return Err(std::io::Error::other("injected sync failure"));
+            }
+            Ok(())
+        });
+        if let Err(e) = synced {
             tracing::error!(error = %e, "group commit failed; poisoning the event log");
             shared.poisoned.store(true, Ordering::Release);
             fail_batch(batch, outcomes, &AppendError::Io(Arc::new(e)));
@@ -1185,17 +1194,6 @@ fn fail_batch(batch: Vec<Pending>, outcomes: Vec<Outcome>, error: &AppendError) 
     }
 }
 
-fn sync_journal(shared: &Shared, journal: &JournalSync) -> std::io::Result<()> {
-    journal.sync()?;
-    #[cfg(test)]
-    if shared.fail_next_commit.swap(false, Ordering::AcqRel) {
-        return Err(std::io::Error::other("injected sync failure"));
-    }
-    #[cfg(not(test))]
-    let _ = shared;
-    Ok(())
-}
-
 /// What one transaction of a batch comes to.
 enum Outcome {
     /// Answered without writing: rejected, or replaying an earlier keyed append.
@@ -1234,13 +1232,10 @@ impl Writer {
             }
             self.commit(batch);
         }
-        // The syncer publishes the batch in flight; the apply thread stops once the syncer
-        // lets go of it too.
+        // The syncer publishes the batch in flight and lets go of the apply thread, whose
+        // last holder this is: dropping it joins the thread.
         self.syncer.stop();
-        match Arc::try_unwrap(self.applier) {
-            Ok(mut applier) => applier.stop(),
-            Err(_) => tracing::error!("the event log's apply thread outlived the sync thread"),
-        }
+        drop(self.applier);
         #[cfg(test)]
         if self.shared.crash_on_close.load(Ordering::Acquire) {
             return;
@@ -1289,13 +1284,6 @@ impl Writer {
             new_keys,
             next,
         } = staged;
-        let in_flight = InFlight {
-            versions: versions
-                .into_iter()
-                .map(|(stream, version)| (stream.to_owned(), version))
-                .collect(),
-            keys: new_keys.clone(),
-        };
         if !spans.is_empty() {
             if let Err(e) = self.write(&mut encoded, &spans) {
                 tracing::error!(error = %e, "group commit failed; poisoning the event log");
@@ -1304,6 +1292,21 @@ impl Writer {
                 return;
             }
         }
+        self.next_position = next;
+        let lone = batch.len() == 1 && self.alone();
+        // What the next batch is staged against while this one is in flight; nothing when it
+        // is published here.
+        self.in_flight = if lone {
+            InFlight::default()
+        } else {
+            InFlight {
+                versions: versions
+                    .into_iter()
+                    .map(|(stream, version)| (stream.to_owned(), version))
+                    .collect(),
+                keys: new_keys.clone(),
+            }
+        };
         let journal = (!spans.is_empty()).then(|| self.journal.sync_handle());
         let written = Written {
             batch,
@@ -1314,26 +1317,28 @@ impl Writer {
             next,
             journal,
         };
-        self.next_position = next;
-        // A lone request with no other waiting (a quiet log) is synced here. Under load the
-        // queue empties for moments between batches, so larger batches always go to the
-        // syncer: syncing them here would stall the requests arriving meanwhile.
-        let lone =
-            written.batch.len() == 1 && self.shared.synced.load(Ordering::Acquire) == self.handed;
-        if lone && self.carried.is_none() {
-            self.carried = self.queue.try_recv().ok();
-        }
-        if lone && self.carried.is_none() {
+        if lone {
             sync_and_publish(&self.shared, &self.applier, written);
-            self.in_flight = InFlight::default();
         } else {
             self.handed += 1;
             // Waits for the syncer to be done with the batch before; it has stopped only if
             // the writer is closing, which this thread is not.
             let handed = self.syncer.send(ToSync::Batch(written));
             debug_assert!(handed, "the sync thread outlives the writer loop");
-            self.in_flight = in_flight;
         }
+    }
+
+    /// Whether the syncer is idle and no request is waiting, for a lone request to be synced
+    /// here. Under load the queue empties for moments between batches, so only single-request
+    /// batches ask: syncing a larger one here would stall the requests arriving meanwhile.
+    fn alone(&mut self) -> bool {
+        if self.shared.synced.load(Ordering::Acquire) != self.handed {
+            return false;
+        }
+        if self.carried.is_none() {
+            self.carried = self.queue.try_recv().ok();
+        }
+        self.carried.is_none()
     }
 
     /// Writes a group to the journal (not durably: the syncer does that).
@@ -1676,7 +1681,8 @@ mod tests {
             }
             let scanned: Vec<_> = log.scan_raw(after).map(|e| e.unwrap()).collect();
             assert_eq!(positions(&scanned), all[after as usize..]);
-            // `scan` hands over `after..=until`, capped at the head, and stops when told.
+            // `scan` hands over the records after `after` up to `until`, capped at the head,
+            // and stops when told.
             for until in after..=12 {
                 let mut visited = Vec::new();
                 log.scan(after, until, &mut |record| {
