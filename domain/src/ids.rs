@@ -94,15 +94,11 @@ macro_rules! prefixed_id {
 
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                let visitor = IdVisitor {
+                IdVisitor {
                     parse: Self::parse,
                     binary: Self,
-                };
-                if deserializer.is_human_readable() {
-                    deserializer.deserialize_str(visitor)
-                } else {
-                    deserializer.deserialize_bytes(visitor)
                 }
+                .read(deserializer)
             }
         }
     };
@@ -224,15 +220,11 @@ impl Serialize for TenantRef {
 
 impl<'de> Deserialize<'de> for TenantRef {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let visitor = IdVisitor {
+        IdVisitor {
             parse: Self::parse,
             binary: |ulid| TenantRef::Tenant(TenantId(ulid)),
-        };
-        if deserializer.is_human_readable() {
-            deserializer.deserialize_str(visitor)
-        } else {
-            deserializer.deserialize_bytes(visitor)
         }
+        .read(deserializer)
     }
 }
 
@@ -246,6 +238,16 @@ struct IdVisitor<T> {
     parse: fn(&str) -> Result<T, IdError>,
     /// The id of a 16-byte ULID.
     binary: fn(Ulid) -> T,
+}
+
+impl<T> IdVisitor<T> {
+    fn read<'de, D: Deserializer<'de>>(self, deserializer: D) -> Result<T, D::Error> {
+        if deserializer.is_human_readable() {
+            deserializer.deserialize_str(self)
+        } else {
+            deserializer.deserialize_bytes(self)
+        }
+    }
 }
 
 impl<'de, T> serde::de::Visitor<'de> for IdVisitor<T> {

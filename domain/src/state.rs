@@ -610,39 +610,20 @@ impl State {
     }
 
     fn evolve_job(&mut self, id: JobId, event: &Event) {
-        // In place: a job event changes a few fields of one of many jobs. One lookup either
-        // way: a replay makes a million of them, most missing the cache.
-        let slot = match self.jobs.at.entry(id) {
-            Entry::Occupied(at) => Some(*at.get()),
-            Entry::Vacant(at) => {
-                let Some(job) = Job::create(event) else {
-                    return;
-                };
-                at.insert(self.jobs.jobs.len());
-                if let Some(schedule) = running_schedule(&job) {
-                    self.running_by_schedule
-                        .entry(schedule)
-                        .or_default()
-                        .insert(id);
-                }
-                self.jobs.jobs.push(job);
-                None
-            }
+        // In place: a job event changes a few fields of one of many jobs.
+        let Some((job, before)) = self.jobs.evolve(id, event) else {
+            return;
         };
-        if let Some(job) = slot.map(|i| &mut self.jobs.jobs[i]) {
-            let before = running_schedule(job);
-            job.apply(event);
-            let after = running_schedule(job);
-            if before != after {
-                if let Some(schedule) = before {
-                    remove_from_set(&mut self.running_by_schedule, schedule, &id);
-                }
-                if let Some(schedule) = after {
-                    self.running_by_schedule
-                        .entry(schedule)
-                        .or_default()
-                        .insert(id);
-                }
+        let after = running_schedule(job);
+        if before != after {
+            if let Some(schedule) = before {
+                remove_from_set(&mut self.running_by_schedule, schedule, &id);
+            }
+            if let Some(schedule) = after {
+                self.running_by_schedule
+                    .entry(schedule)
+                    .or_default()
+                    .insert(id);
             }
         }
     }
@@ -663,6 +644,27 @@ struct Jobs {
 impl Jobs {
     fn get(&self, id: JobId) -> Option<&Job> {
         self.at.get(&id).map(|i| &self.jobs[*i])
+    }
+
+    /// Applies a job event to its job, created by the event if it is the job's first, with
+    /// one lookup either way (a replay makes a million of them, most missing the cache).
+    /// Returns the job and the schedule it ran for before the event; `None` if there is no
+    /// such job and the event creates none.
+    fn evolve(&mut self, id: JobId, event: &Event) -> Option<(&Job, Option<ScheduleId>)> {
+        match self.at.entry(id) {
+            Entry::Occupied(at) => {
+                let job = &mut self.jobs[*at.get()];
+                let before = running_schedule(job);
+                job.apply(event);
+                Some((job, before))
+            }
+            Entry::Vacant(at) => {
+                let job = Job::create(event)?;
+                at.insert(self.jobs.len());
+                self.jobs.push(job);
+                self.jobs.last().map(|job| (job, None))
+            }
+        }
     }
 
     /// Files `job` under its id, replacing any job filed there.
