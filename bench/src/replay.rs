@@ -10,9 +10,9 @@ use anyhow::Context;
 use eventlog::{AppendRequest, EventLog, ExpectedVersion, SledLog};
 use fixtures::{Fleet, FleetConfig};
 use projections::{Projector, ProjectorConfig, ReadModels};
+use serde_json::json;
 
 use crate::process;
-use serde_json::json;
 
 /// Events per append while filling the log. The projections decode payloads and ignore the
 /// envelope's stream, so filling with large appends to synthetic streams keeps the global

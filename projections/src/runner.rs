@@ -335,7 +335,8 @@ impl<M: Projection> Projector<M> {
         let shared = Arc::clone(&self.shared);
         let applied = drain::<M>(
             Arc::clone(&self.log),
-            (&self.shared.state, unread),
+            &self.shared.state,
+            unread,
             target,
             self.config.batch_size,
             |position, _| shared.status.send_modify(|s| s.applied = position),
@@ -481,7 +482,8 @@ struct ReadBatch<M: Projection> {
 /// reader for the next batches.
 async fn drain<M: Projection>(
     log: Arc<dyn EventLog>,
-    (state, unread): (&RwLock<Versioned<M>>, bool),
+    state: &RwLock<Versioned<M>>,
+    unread: bool,
     target: Position,
     batch_size: usize,
     applied: impl FnMut(Position, u64),
@@ -723,19 +725,13 @@ pub async fn rebuild<M: Projection>(
         position: 0,
         model: M::default(),
     });
-    let events = drain::<M>(
-        log,
-        (&state, true),
-        target,
-        batch_size,
-        |position, events| {
-            progress(RebuildProgress {
-                position,
-                target,
-                events,
-            })
-        },
-    )
+    let events = drain::<M>(log, &state, true, target, batch_size, |position, events| {
+        progress(RebuildProgress {
+            position,
+            target,
+            events,
+        })
+    })
     .await
     .inspect_err(|e| tracing::error!(projection = M::NAME, error = %e, "rebuild stopped"))?;
     let Versioned { position, model } = state.into_inner().expect("projection lock poisoned");
