@@ -201,6 +201,8 @@ async fn paging_past_other_tenants_traffic_is_bounded_and_continues() {
     while let Some(appended) = appends.join_next().await {
         appended.expect("append task").expect("append");
     }
+    // A test holding the log past `stop` would keep the database open.
+    drop(log);
     // A write after the flood: its answer waits until the read models applied everything.
     let late = a
         .post(

@@ -16,11 +16,74 @@ pub const ROOT_PASSWORD: &str = "root-password-for-tests";
 pub const PASSWORD: &str = "admin-password-for-tests";
 
 /// sled 0.34.7 guards its batches with one lock shared by every database in the process
-/// (`concurrency_control`). With servers of parallel tests side by side in this binary, one
-/// server's closing flush (holding that lock to read while it waited for its I/O buffer) and
-/// another server's batch (waiting to write) hung the suite once. A halley process holds
-/// one database, so tests run their servers one at a time, as production does.
+/// (`concurrency_control`), and a reader waits while a batch waits to write. A database
+/// closing flushes while holding that lock to read, until its own flusher thread (which
+/// needs the lock to read too) writes its last buffer; so one database closing while another
+/// applies a batch hangs both for good (seen in this suite: a test that kept the event log
+/// past `stop` closed it while the next test's server started). A halley process holds one
+/// database, so tests run their servers one at a time, as production does, and a turn ends
+/// only once its server's database is closed (see [`Turn`]).
 static ONE_SERVER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// How long a test may wait for its server's database to close after `stop`.
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A test's turn to run a server (see [`ONE_SERVER`]). It passes to the next test only once
+/// sled has let go of the database file's lock, which it holds until the database is closed,
+/// shortly after its last handle (and its background threads) let go.
+struct Turn {
+    guard: Option<tokio::sync::MutexGuard<'static, ()>>,
+    /// The server's database file, opened again to wait on sled's lock.
+    database: Option<std::fs::File>,
+}
+
+impl Turn {
+    async fn take() -> Turn {
+        let guard = tokio::time::timeout(std::time::Duration::from_secs(300), ONE_SERVER.lock())
+            .await
+            .expect("no other test server for 5 minutes (does a test hold two at once?)");
+        Turn {
+            guard: Some(guard),
+            database: None,
+        }
+    }
+
+    /// Watches the database of the server started in `data_dir`.
+    fn watch(&mut self, data_dir: &Path) {
+        let database = std::fs::File::open(data_dir.join("db")).expect("the server's database");
+        self.database = Some(database);
+    }
+
+    /// Waits until the watched database is closed.
+    async fn closed(&mut self) {
+        let Some(database) = self.database.take() else {
+            return;
+        };
+        let closed = tokio::task::spawn_blocking(move || database.lock());
+        tokio::time::timeout(CLOSE_WAIT, closed)
+            .await
+            .expect(
+                "the server's database is still open after stop: \
+                 does the test still hold the event log (`server.log()`)?",
+            )
+            .expect("waiting for the database")
+            .expect("locking the database file");
+    }
+}
+
+impl Drop for Turn {
+    /// A server dropped without `stop` (a failed test, or one that just ends) closes when its
+    /// runtime drops its tasks, after this: the next turn waits for that on a thread.
+    fn drop(&mut self) {
+        let guard = self.guard.take();
+        if let Some(database) = self.database.take() {
+            std::thread::spawn(move || {
+                let _closed = database.lock();
+                drop(guard);
+            });
+        }
+    }
+}
 
 /// A running server with its own data directory, and an HTTP client for it.
 pub struct TestServer {
@@ -30,19 +93,27 @@ pub struct TestServer {
     pub client: reqwest::Client,
     /// Kept so the directory outlives the server; removed when the test drops it.
     pub data_dir: TempDir,
-    /// This server's turn (see [`ONE_SERVER`]); released after the server is gone.
-    _turn: tokio::sync::MutexGuard<'static, ()>,
+    turn: Turn,
+}
+
+/// A stopped server's data directory, still in its test's turn: nothing else runs a database
+/// until it is dropped or started again.
+pub struct Stopped {
+    pub data_dir: TempDir,
+    turn: Turn,
+}
+
+impl Stopped {
+    /// Starts a server again on the same data directory, in the same turn.
+    pub async fn start(self) -> TestServer {
+        TestServer::launch_in_turn(self.turn, self.data_dir, options).await
+    }
 }
 
 impl TestServer {
     /// Starts a server on a fresh data directory and waits until it is ready.
     pub async fn start() -> TestServer {
         let data_dir = tempfile::tempdir().expect("temporary data directory");
-        TestServer::start_in(data_dir).await
-    }
-
-    /// Starts a server on an existing data directory and waits until it is ready.
-    pub async fn start_in(data_dir: TempDir) -> TestServer {
         TestServer::launch(data_dir, options).await
     }
 
@@ -52,22 +123,28 @@ impl TestServer {
         data_dir: TempDir,
         options: impl FnOnce(&Path) -> ServeOptions,
     ) -> TestServer {
-        let turn = tokio::time::timeout(std::time::Duration::from_secs(300), ONE_SERVER.lock())
-            .await
-            .expect("no other test server for 5 minutes (does a test hold two at once?)");
+        TestServer::launch_in_turn(Turn::take().await, data_dir, options).await
+    }
+
+    async fn launch_in_turn(
+        mut turn: Turn,
+        data_dir: TempDir,
+        options: impl FnOnce(&Path) -> ServeOptions,
+    ) -> TestServer {
         let clock = Arc::new(ManualClock::new(SystemClock.now_us()));
         let options = ServeOptions {
             clock: clock.clone(),
             ..options(data_dir.path())
         };
         let server = halley::start(&options).await.expect("server starts");
+        turn.watch(data_dir.path());
         server.ready().await.expect("server becomes ready");
         TestServer {
             server,
             clock,
             client: reqwest::Client::new(),
             data_dir,
-            _turn: turn,
+            turn,
         }
     }
 
@@ -83,10 +160,20 @@ impl TestServer {
             .unwrap_or_else(|e| panic!("GET {path}: {e}"))
     }
 
-    /// Shuts the server down cleanly and hands back its data directory.
-    pub async fn stop(self) -> TempDir {
+    /// Shuts the server down cleanly and waits until its database is closed; the data
+    /// directory stays in this test's turn until the result is dropped or started again.
+    pub async fn stop(mut self) -> Stopped {
         self.server.shutdown().await.expect("clean shutdown");
-        self.data_dir
+        self.turn.closed().await;
+        Stopped {
+            data_dir: self.data_dir,
+            turn: self.turn,
+        }
+    }
+
+    /// Stops the server cleanly and starts it again on the same data directory.
+    pub async fn restart(self) -> TestServer {
+        self.stop().await.start().await
     }
 }
 

@@ -52,15 +52,15 @@ async fn verify_and_rebuild_a_log_written_by_the_server() {
     assert!((1..=EVENTS as u64).contains(&commits), "{commits} commits");
     let incremental = app.server.read_models().read().clone();
 
-    let data_dir = app.stop().await;
+    let stopped = app.stop().await;
 
-    let report = halley::ops::verify(data_dir.path()).unwrap();
+    let report = halley::ops::verify(stopped.data_dir.path()).unwrap();
     assert!(report.is_clean(), "{report}");
     assert_eq!(report.records, head);
     assert_eq!(report.head, head);
 
     let mut last_progress = 0;
-    let rebuilt = halley::ops::rebuild(data_dir.path(), |p| {
+    let rebuilt = halley::ops::rebuild(stopped.data_dir.path(), |p| {
         assert!(p.position >= last_progress);
         last_progress = p.position;
     })
@@ -71,7 +71,7 @@ async fn verify_and_rebuild_a_log_written_by_the_server() {
     assert_eq!(last_progress, head);
 
     // The restarted server loads the rebuilt snapshot: ready at once, same state.
-    let app = TestServer::start_in(data_dir).await;
+    let app = stopped.start().await;
     assert_eq!(app.get("/readyz").await.status(), 200);
     assert_eq!(app.server.read_models().position(), head);
     assert!(*app.server.read_models().read() == incremental);

@@ -378,7 +378,7 @@ async fn a_schedule_fires_and_the_simulated_device_runs_the_job() {
     assert_eq!(job["total_files"], 42);
 
     // A restart at the same instant sends nothing again; the next hour goes out once.
-    let app = TestServer::start_in(app.stop().await).await;
+    let app = app.restart().await;
     app.clock.set_us(due * 1_000_000);
     let report = app.server.tick_scheduler().await.unwrap();
     assert!(report.dispatched.is_empty(), "{report:?}");

@@ -379,7 +379,7 @@ async fn an_idempotency_key_survives_a_restart() {
     }
     let first = post(&root).await;
     assert_eq!(first.status, 201, "{}", first.text);
-    let app = TestServer::start_in(app.stop().await).await;
+    let app = app.restart().await;
     let root = app.root().await;
     let head = app.head();
     let again = post(&root).await;
