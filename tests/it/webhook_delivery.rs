@@ -394,7 +394,9 @@ impl ChildServer {
         let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
         let url = tokio::time::timeout(WAIT, async {
             while let Some(line) = lines.next_line().await.expect("child stdout") {
-                if let Some(url) = line.strip_prefix("URL ") {
+                // libtest running one test at a time prints `test <name> ... ` first, on
+                // the same line.
+                if let Some((_, url)) = line.split_once("URL ") {
                     return url.to_owned();
                 }
             }

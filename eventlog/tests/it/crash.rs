@@ -103,7 +103,9 @@ fn read_acks(stdout: impl std::io::Read) -> Vec<(u64, Ack)> {
         else {
             continue;
         };
-        let Some(fields) = text.strip_prefix("ACK ") else {
+        // libtest running one test at a time prints `test <name> ... ` first, on the line
+        // the child's first ack goes on.
+        let Some((_, fields)) = text.split_once("ACK ") else {
             continue;
         };
         let f: Vec<&str> = fields.split(' ').collect();
