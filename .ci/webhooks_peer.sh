@@ -17,6 +17,8 @@ fi
 
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-HALLEY_WEBHOOK_PEER_DIR="$out" cargo test -p tests --test it \
+# --workspace, like the test command, so the build is reused (`-p tests` alone unifies
+# features differently and recompiles five crates); the other `it` suites match nothing.
+HALLEY_WEBHOOK_PEER_DIR="$out" cargo test --workspace --test it \
     webhooks::deliveries_for_the_standardwebhooks_peer -- --exact
 "$venv/bin/python" .ci/webhooks_peer.py "$out"
