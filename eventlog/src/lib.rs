@@ -21,7 +21,9 @@ pub use codec::{
     decode_record, encode_record, FORMAT_BINCODE_2_0_1, FRAME_HEADER_LEN, MAX_RECORD_BYTES,
 };
 pub use error::{AppendError, CodecError, LogError};
-pub use sled_log::{CommitStats, DbSync, Records, SledLog, SledLogOptions, CHUNK_MAX, LOG_TREE};
+pub use sled_log::{
+    data_file, CommitStats, DbSync, Records, SledLog, SledLogOptions, CHUNK_MAX, LOG_TREE,
+};
 pub use subscription::Subscription;
 
 use std::ops::ControlFlow;

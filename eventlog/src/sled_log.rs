@@ -254,7 +254,7 @@ impl SledLog {
         let (head_tx, _) = watch::channel(head);
         let shared = Arc::new(Shared {
             db,
-            data_path: dir.join("db"),
+            data_path: self::data_file(dir),
             tree,
             index: RwLock::new(index),
             tail: RwLock::new(Unapplied {
@@ -549,8 +549,7 @@ pub(crate) fn recover(
     tree: &sled::Tree,
     journal_capacity: u64,
 ) -> Result<(Journal, File), LogError> {
-    // sled's data file; sled 0.34.7 keeps all non-blob data in this one file.
-    let data_file = File::open(dir.join("db"))?;
+    let data_file = File::open(self::data_file(dir))?;
     let (journal, tail) = Journal::open(dir, journal_capacity, last_position(tree)?)?;
     if let Some((first, _)) = tail.spans.first() {
         tracing::info!(
@@ -623,6 +622,12 @@ fn last_position(tree: &sled::Tree) -> Result<Position, LogError> {
         return Ok(last);
     }
     Ok(0)
+}
+
+/// sled's data file in a log directory: sled 0.34.7 keeps all non-blob data in this one file,
+/// and holds an exclusive lock on it while the database is open.
+pub fn data_file(dir: &Path) -> std::path::PathBuf {
+    dir.join("db")
 }
 
 /// How long an open waits for another holder of the directory's lock to let go.

@@ -85,7 +85,7 @@ fn in_use(data_dir: &Path, error: eventlog::LogError) -> anyhow::Error {
 /// sled would happily create an empty database where the operator mistyped a path.
 fn ensure_exists(data_dir: &Path) -> anyhow::Result<()> {
     anyhow::ensure!(
-        data_dir.join("db").exists(),
+        eventlog::data_file(data_dir).exists(),
         "{} holds no halley data (no sled database)",
         data_dir.display()
     );

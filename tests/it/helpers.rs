@@ -50,7 +50,8 @@ impl Turn {
 
     /// Watches the database of the server started in `data_dir`.
     fn watch(&mut self, data_dir: &Path) {
-        let database = std::fs::File::open(data_dir.join("db")).expect("the server's database");
+        let database =
+            std::fs::File::open(eventlog::data_file(data_dir)).expect("the server's database");
         self.database = Some(database);
     }
 
@@ -104,7 +105,8 @@ pub struct Stopped {
 }
 
 impl Stopped {
-    /// Starts a server again on the same data directory, in the same turn.
+    /// Starts a server again on the same data directory, in the same turn, with the options
+    /// every test server starts with.
     pub async fn start(self) -> TestServer {
         TestServer::launch_in_turn(self.turn, self.data_dir, options).await
     }
