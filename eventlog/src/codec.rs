@@ -21,7 +21,7 @@ use std::ops::Range;
 use serde::Serialize;
 
 use crate::error::CodecError;
-use crate::{Envelope, NewEvent, RecordedEvent};
+use crate::{Envelope, NewEvent, RecordRef, RecordedEvent};
 
 /// Format byte: envelope encoded with bincode 2.0.1, standard config, via serde.
 pub const FORMAT_BINCODE_2_0_1: u8 = 1;
@@ -166,6 +166,12 @@ pub(crate) fn frames(bytes: &[u8]) -> impl Iterator<Item = Result<Range<usize>, 
 
 /// Decodes the record at the start of `bytes`; returns it and the number of bytes it took.
 pub fn decode_record(bytes: &[u8]) -> Result<(RecordedEvent, usize), CodecError> {
+    decode_record_ref(bytes).map(|(record, len)| (record.owned(), len))
+}
+
+/// Decodes the record at the start of `bytes` without copying anything out of them; returns
+/// it and the number of bytes it took.
+pub fn decode_record_ref(bytes: &[u8]) -> Result<(RecordRef<'_>, usize), CodecError> {
     let total = frame_len(bytes)?;
     let stored = u32::from_le_bytes(bytes[4..8].try_into().expect("4 bytes"));
     let body = &bytes[FRAME_HEADER_LEN..total];
@@ -186,8 +192,12 @@ pub fn decode_record(bytes: &[u8]) -> Result<(RecordedEvent, usize), CodecError>
     let envelope = wire
         .envelope()
         .map_err(|e| CodecError::Envelope(e.to_owned()))?;
-    let payload = wire.bytes.to_vec();
-    Ok((RecordedEvent { envelope, payload }, total))
+    let record = RecordRef {
+        envelope,
+        payload: wire.bytes,
+        bytes: &bytes[..total],
+    };
+    Ok((record, total))
 }
 
 /// bincode 2.0.1's varint markers (standard config): a first byte below 251 is the value
@@ -204,7 +214,7 @@ struct Wire<'a> {
 }
 
 impl<'a> Wire<'a> {
-    fn envelope(&mut self) -> Result<Envelope, &'static str> {
+    fn envelope(&mut self) -> Result<Envelope<&'a str>, &'static str> {
         Ok(Envelope {
             position: self.u64()?,
             stream: self.string()?,
@@ -261,12 +271,10 @@ impl<'a> Wire<'a> {
         Ok(if n & 1 == 0 { magnitude } else { !magnitude })
     }
 
-    fn string(&mut self) -> Result<String, &'static str> {
+    fn string(&mut self) -> Result<&'a str, &'static str> {
         let len = usize::try_from(self.u64()?).map_err(|_| "string length overflows")?;
         let bytes = self.take(len)?;
-        std::str::from_utf8(bytes)
-            .map(str::to_owned)
-            .map_err(|_| "string is not UTF-8")
+        std::str::from_utf8(bytes).map_err(|_| "string is not UTF-8")
     }
 }
 
@@ -318,7 +326,7 @@ mod tests {
     fn by_hand(rest: &[u8]) -> Option<(Envelope, Vec<u8>)> {
         let mut wire = Wire { bytes: rest };
         let envelope = wire.envelope().ok()?;
-        Some((envelope, wire.bytes.to_vec()))
+        Some((envelope.owned(), wire.bytes.to_vec()))
     }
 
     fn sample() -> (Envelope, Vec<u8>) {
@@ -372,6 +380,24 @@ mod tests {
             "dead", // payload
         );
         assert_eq!(hex(&encode_record(&envelope, &payload)), expected);
+    }
+
+    /// A borrowed record is the record as stored, followed by whatever comes next: its
+    /// `bytes` are exactly its frame, and copied out it is what [`decode_record`] reads.
+    #[test]
+    fn a_borrowed_record_spans_its_frame_and_copies_to_the_owned_one() {
+        let (envelope, payload) = sample();
+        let record = encode_record(&envelope, &payload);
+        let mut stored = record.clone();
+        stored.extend_from_slice(&encode_record(&envelope, &[7]));
+        let (borrowed, len) = decode_record_ref(&stored).unwrap();
+        assert_eq!(len, record.len());
+        assert_eq!(borrowed.bytes, &record[..]);
+        assert_eq!(borrowed.payload, &payload[..]);
+        assert_eq!(borrowed.envelope, envelope.borrowed());
+        let owned = RecordedEvent { envelope, payload };
+        assert_eq!(borrowed.owned(), owned);
+        assert_eq!(decode_record(&stored).unwrap(), (owned, len));
     }
 
     /// The wider integer encodings (`fc` + u32, `fd` + u64), `None`, empty strings and an

@@ -74,11 +74,11 @@ use std::thread::JoinHandle;
 use async_trait::async_trait;
 use tokio::sync::{oneshot, watch};
 
-use crate::codec::{self, decode_record, frame_len, frames, MAX_RECORD_BYTES};
+use crate::codec::{self, decode_record, decode_record_ref, frame_len, frames, MAX_RECORD_BYTES};
 use crate::error::{AppendError, LogError};
 use crate::journal::{Journal, JournalSync, Tail, GROUP_HEADER_LEN};
 use crate::worker::Worker;
-use crate::{AppendRequest, Appended, EventLog, Position, RecordedEvent};
+use crate::{AppendRequest, Appended, EventLog, Position, RecordRef, RecordedEvent};
 
 /// The sled tree holding the log's chunks. Other trees in the same [`sled::Db`] belong to
 /// subscribers (see [`crate::Checkpoints`]).
@@ -506,7 +506,7 @@ impl EventLog for SledLog {
             usize::try_from(until - after).map_or(READ_RESERVE_MAX, |n| n.min(READ_RESERVE_MAX));
         let mut records = Vec::with_capacity(expected);
         self.scan(after, until, &mut |record| {
-            records.push(record);
+            records.push(record.owned());
             ControlFlow::Continue(())
         })?;
         Ok(records)
@@ -516,14 +516,9 @@ impl EventLog for SledLog {
         &self,
         after: Position,
         until: Position,
-        visit: &mut dyn FnMut(RecordedEvent) -> ControlFlow<()>,
+        visit: &mut dyn FnMut(RecordRef<'_>) -> ControlFlow<()>,
     ) -> Result<(), LogError> {
-        for record in Records::of(&self.shared, after, until.min(self.head())) {
-            if visit(record?).is_break() {
-                break;
-            }
-        }
-        Ok(())
+        Records::of(&self.shared, after, until.min(self.head())).visit(visit)
     }
 
     fn stream_version(&self, stream: &str) -> u64 {
@@ -917,16 +912,29 @@ impl Records {
         }
     }
 
-    fn fail(&mut self, e: LogError) -> Option<Result<RecordedEvent, LogError>> {
+    fn fail<T>(&mut self, e: LogError) -> Option<Result<T, LogError>> {
         self.failed = true;
         Some(Err(e))
     }
-}
 
-impl Iterator for Records {
-    type Item = Result<RecordedEvent, LogError>;
+    /// Hands the records to `visit`, borrowed from the chunks they lie in, until it breaks or a
+    /// record fails (the error is returned).
+    pub fn visit(
+        &mut self,
+        visit: &mut dyn FnMut(RecordRef<'_>) -> ControlFlow<()>,
+    ) -> Result<(), LogError> {
+        while let Some(step) = self.step(&mut *visit) {
+            if step?.is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
 
-    fn next(&mut self) -> Option<Self::Item> {
+    /// Reads the next record and returns what `f` makes of it, borrowed from the chunk it lies
+    /// in; both [`Records::visit`] and the iterator (which copies each record out) read this
+    /// way.
+    fn step<T>(&mut self, f: impl FnOnce(RecordRef<'_>) -> T) -> Option<Result<T, LogError>> {
         loop {
             if self.failed {
                 return None;
@@ -1001,21 +1009,31 @@ impl Iterator for Records {
                 }
                 continue;
             }
-            match decode_record(bytes) {
-                Ok((event, len)) => {
-                    if event.envelope.position != position {
+            match decode_record_ref(bytes) {
+                Ok((record, len)) => {
+                    let claimed = record.envelope.position;
+                    if claimed != position {
                         return self.fail(LogError::Layout {
                             position,
-                            detail: format!("record claims position {}", event.envelope.position),
+                            detail: format!("record claims position {claimed}"),
                         });
                     }
+                    let made = f(record);
                     self.offset += len;
                     self.next_position += 1;
-                    return Some(Ok(event));
+                    return Some(Ok(made));
                 }
                 Err(source) => return self.fail(LogError::Corrupt { position, source }),
             }
         }
+    }
+}
+
+impl Iterator for Records {
+    type Item = Result<RecordedEvent, LogError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.step(|record| record.owned())
     }
 }
 
@@ -1691,7 +1709,7 @@ mod tests {
             for until in after..=12 {
                 let mut visited = Vec::new();
                 log.scan(after, until, &mut |record| {
-                    visited.push(record);
+                    visited.push(record.owned());
                     ControlFlow::Continue(())
                 })
                 .unwrap();

@@ -153,7 +153,7 @@ impl Projection for ReadModels {
     type Event = Recorded;
     type Error = DecodeError;
 
-    fn decode(envelope: &Envelope, payload: &[u8]) -> Result<Recorded, DecodeError> {
+    fn decode(envelope: &Envelope<&str>, payload: &[u8]) -> Result<Recorded, DecodeError> {
         // Only the editable aggregates' versions are kept: job and device streams are many
         // and never edited with `If-Match`.
         const EDITABLE: [&str; 6] = ["ten_", "adm_", "pol_", "usr_", "sch_", "server"];
@@ -161,7 +161,7 @@ impl Projection for ReadModels {
         let version = EDITABLE
             .iter()
             .any(|p| envelope.stream.starts_with(p))
-            .then(|| (envelope.stream.clone(), envelope.stream_version));
+            .then(|| (envelope.stream.to_owned(), envelope.stream_version));
         Ok(Recorded { event, version })
     }
 
@@ -183,7 +183,13 @@ impl Projection for ReadModels {
 
     fn end_catch_up(&mut self) {
         if std::mem::take(&mut self.file_jobs_at_end) {
+            let t = std::time::Instant::now();
             self.file_all_jobs();
+            eprintln!(
+                "TEMP file_all_jobs {:?} jobs {}",
+                t.elapsed(),
+                self.state.job_count()
+            );
         }
     }
 }

@@ -237,7 +237,7 @@ impl EventLog for GatedLog {
         &self,
         after: u64,
         until: u64,
-        visit: &mut dyn FnMut(RecordedEvent) -> std::ops::ControlFlow<()>,
+        visit: &mut dyn FnMut(eventlog::RecordRef<'_>) -> std::ops::ControlFlow<()>,
     ) -> Result<(), LogError> {
         self.inner.scan(after, until, visit)
     }

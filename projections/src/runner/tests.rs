@@ -28,9 +28,9 @@ impl Projection for Tally {
     type Event = (String, u64);
     type Error = NotAU64;
 
-    fn decode(envelope: &Envelope, payload: &[u8]) -> Result<(String, u64), NotAU64> {
+    fn decode(envelope: &Envelope<&str>, payload: &[u8]) -> Result<(String, u64), NotAU64> {
         let bytes: [u8; 8] = payload.try_into().map_err(|_| NotAU64(payload.len()))?;
-        Ok((envelope.tenant.clone(), u64::from_le_bytes(bytes)))
+        Ok((envelope.tenant.to_owned(), u64::from_le_bytes(bytes)))
     }
 
     fn apply(&mut self, (tenant, value): (String, u64)) -> Result<(), NotAU64> {
