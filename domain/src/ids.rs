@@ -6,6 +6,7 @@
 //! crate free of clocks and randomness.
 
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -21,11 +22,34 @@ pub enum IdError {
     BadBody { prefix: &'static str },
 }
 
+/// A ULID as its 16 big-endian bytes. They sort as the number does, and their alignment of 1
+/// (a `u128`'s is 16) keeps an `Option` of an id or a [`TenantRef`] at 17 bytes instead of
+/// 32: an event or a job carries up to seven ids, and a replay moves and keeps millions.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct UlidBytes([u8; 16]);
+
+impl UlidBytes {
+    const fn of(ulid: Ulid) -> Self {
+        UlidBytes(ulid.0.to_be_bytes())
+    }
+
+    fn ulid(self) -> Ulid {
+        Ulid(u128::from_be_bytes(self.0))
+    }
+}
+
+/// One 128-bit write, as hashing the `Ulid` did, rather than a length and 16 bytes.
+impl Hash for UlidBytes {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u128(u128::from_ne_bytes(self.0));
+    }
+}
+
 macro_rules! prefixed_id {
     ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
         $(#[$doc])*
         #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub struct $name(Ulid);
+        pub struct $name(UlidBytes);
 
         impl $name {
             /// The prefix before the underscore, e.g. `usr`.
@@ -34,20 +58,20 @@ macro_rules! prefixed_id {
             /// Builds an id from a creation time in Unix milliseconds and 80 random bits
             /// (higher bits of `random` are ignored), both supplied by the caller.
             pub fn new(timestamp_ms: u64, random: u128) -> Self {
-                Self(Ulid::from_parts(timestamp_ms, random))
+                Self::from_ulid(Ulid::from_parts(timestamp_ms, random))
             }
 
             pub const fn from_ulid(ulid: Ulid) -> Self {
-                Self(ulid)
+                Self(UlidBytes::of(ulid))
             }
 
             pub fn ulid(self) -> Ulid {
-                self.0
+                self.0.ulid()
             }
 
             /// Creation time in Unix milliseconds, as given to [`Self::new`].
             pub fn timestamp_ms(self) -> u64 {
-                self.0.timestamp_ms()
+                self.ulid().timestamp_ms()
             }
 
             /// Parses the canonical form only (`usr_01H…`, upper-case body), so every id has
@@ -58,14 +82,14 @@ macro_rules! prefixed_id {
                     .and_then(|rest| rest.strip_prefix('_'))
                     .ok_or(IdError::WrongPrefix { expected: $prefix })?;
                 canonical_ulid(body)
-                    .map(Self)
+                    .map(Self::from_ulid)
                     .ok_or(IdError::BadBody { prefix: $prefix })
             }
         }
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "{}_{}", $prefix, self.0)
+                write!(f, "{}_{}", $prefix, self.ulid())
             }
         }
 
@@ -87,7 +111,7 @@ macro_rules! prefixed_id {
                 if serializer.is_human_readable() {
                     serializer.collect_str(self)
                 } else {
-                    serializer.serialize_bytes(&self.0 .0.to_be_bytes())
+                    serializer.serialize_bytes(&self.0 .0)
                 }
             }
         }
@@ -96,7 +120,7 @@ macro_rules! prefixed_id {
             fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
                 IdVisitor {
                     parse: Self::parse,
-                    binary: Self,
+                    binary: |bytes| Self(UlidBytes(bytes)),
                 }
                 .read(deserializer)
             }
@@ -222,7 +246,7 @@ impl<'de> Deserialize<'de> for TenantRef {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         IdVisitor {
             parse: Self::parse,
-            binary: |ulid| TenantRef::Tenant(TenantId(ulid)),
+            binary: |bytes| TenantRef::Tenant(TenantId(UlidBytes(bytes))),
         }
         .read(deserializer)
     }
@@ -236,8 +260,8 @@ impl<'de> Deserialize<'de> for TenantRef {
 /// 16 bytes long, so one decoder reads both and records written years ago still decode.
 struct IdVisitor<T> {
     parse: fn(&str) -> Result<T, IdError>,
-    /// The id of a 16-byte ULID.
-    binary: fn(Ulid) -> T,
+    /// The id of a ULID's 16 big-endian bytes.
+    binary: fn([u8; 16]) -> T,
 }
 
 impl<T> IdVisitor<T> {
@@ -260,7 +284,7 @@ impl<'de, T> serde::de::Visitor<'de> for IdVisitor<T> {
     }
     fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<T, E> {
         match <[u8; 16]>::try_from(v) {
-            Ok(raw) => Ok((self.binary)(Ulid(u128::from_be_bytes(raw)))),
+            Ok(raw) => Ok((self.binary)(raw)),
             // Only a `TenantRef` parses the root's name; any other kind reports its prefix.
             Err(_) if v.is_empty() => (self.parse)(TenantRef::ROOT).map_err(E::custom),
             Err(_) => match std::str::from_utf8(v) {
