@@ -466,7 +466,7 @@ struct ReadBatch<M: Projection> {
     /// The position before `raw`.
     raw_after: Position,
     /// The rest of the batch's records as the log stores them, back to back: one copy into a
-    /// buffer that is reused, where copying each record's fields out cost six allocations
+    /// buffer that is reused, where copying each record's fields out cost five allocations
     /// that the applier then freed.
     raw: Vec<u8>,
     /// A read or decode failure ending the batch (and the reader); `raw` is then empty.
