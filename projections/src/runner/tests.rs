@@ -230,48 +230,53 @@ async fn a_snapshot_ahead_of_the_log_is_ignored() {
     assert_eq!(*projector.handle().read(), expected_tally(0..10));
 }
 
+/// The reader decodes the first part of each batch and the applier the rest (copied as
+/// stored), so a bad event is tried at the start of a batch and near its end: both sides
+/// must stop at it.
 #[tokio::test]
 async fn an_undecodable_event_stops_the_runner_at_its_position() {
-    let fx = Fixture::new();
-    append_values(&fx.log, 0, 20).await;
-    fx.log
-        .append(AppendRequest {
-            stream: "bad".to_owned(),
-            expected: ExpectedVersion::Any,
-            events: vec![event("ten_a", vec![1, 2, 3])],
-            idempotency_key: None,
-        })
-        .await
-        .unwrap();
-    append_values(&fx.log, 20, 30).await;
-    let mut projector = fx.projector(small_batches());
-    let handle = projector.handle();
-    let err = projector.catch_up().await.unwrap_err();
-    assert!(
-        matches!(
-            err,
-            ProjectionError::Decode {
-                position: 21,
-                type_code: 1,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
-    assert_eq!(
-        handle.position(),
-        20,
-        "everything before the bad event is applied"
-    );
-    assert_eq!(*handle.read(), expected_tally(0..20));
-    let waited = handle.wait_for(21).await.unwrap_err();
-    assert!(matches!(
-        waited,
-        ProjectionError::Halted {
-            wanted: 21,
-            reached: 20
-        }
-    ));
+    for bad in [21, 31] {
+        let fx = Fixture::new();
+        append_values(&fx.log, 0, bad - 1).await;
+        fx.log
+            .append(AppendRequest {
+                stream: "bad".to_owned(),
+                expected: ExpectedVersion::Any,
+                events: vec![event("ten_a", vec![1, 2, 3])],
+                idempotency_key: None,
+            })
+            .await
+            .unwrap();
+        append_values(&fx.log, bad - 1, 40).await;
+        let mut projector = fx.projector(small_batches());
+        let handle = projector.handle();
+        let err = projector.catch_up().await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ProjectionError::Decode {
+                    position,
+                    type_code: 1,
+                    ..
+                } if position == bad
+            ),
+            "{err:?}"
+        );
+        assert_eq!(
+            handle.position(),
+            bad - 1,
+            "everything before the bad event is applied"
+        );
+        assert_eq!(*handle.read(), expected_tally(0..bad - 1));
+        let waited = handle.wait_for(bad).await.unwrap_err();
+        assert!(
+            matches!(
+                waited,
+                ProjectionError::Halted { wanted, reached } if wanted == bad && reached == bad - 1
+            ),
+            "{waited:?}"
+        );
+    }
 }
 
 #[tokio::test]
