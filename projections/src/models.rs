@@ -183,13 +183,7 @@ impl Projection for ReadModels {
 
     fn end_catch_up(&mut self) {
         if std::mem::take(&mut self.file_jobs_at_end) {
-            let t = std::time::Instant::now();
             self.file_all_jobs();
-            eprintln!(
-                "TEMP file_all_jobs {:?} jobs {}",
-                t.elapsed(),
-                self.state.job_count()
-            );
         }
     }
 }
