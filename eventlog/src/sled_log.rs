@@ -78,7 +78,7 @@ use crate::codec::{self, decode_record, decode_record_ref, frame_len, frames, MA
 use crate::error::{AppendError, LogError};
 use crate::journal::{Journal, JournalSync, Tail, GROUP_HEADER_LEN};
 use crate::worker::Worker;
-use crate::{AppendRequest, Appended, EventLog, Position, RecordRef, RecordedEvent};
+use crate::{AppendRequest, Appended, Envelope, EventLog, Position, RecordRef, RecordedEvent};
 
 /// The sled tree holding the log's chunks. Other trees in the same [`sled::Db`] belong to
 /// subscribers (see [`crate::Checkpoints`]).
@@ -656,23 +656,31 @@ pub(crate) fn open_db(dir: &Path, cache_capacity: Option<u64>) -> Result<sled::D
 }
 
 /// The one scan at open: checks the log's shape as it goes (gapless positions from 1,
-/// contiguous stream versions) because the indexes are only right if the log is.
+/// contiguous stream versions) because the indexes are only right if the log is. Reads the
+/// records borrowed, so a record of a known stream allocates nothing.
 fn rebuild_index(tree: &sled::Tree) -> Result<(Index, Position), LogError> {
     let mut index = Index::default();
     let mut head = 0;
-    for event in Records::new(tree, 0, Position::MAX) {
-        let env = event?.envelope;
+    let mut records = Records::new(tree, 0, Position::MAX);
+    while let Some(indexed) = records.step(|record| index.add(&record.envelope, head)) {
+        head = indexed??;
+    }
+    Ok((index, head))
+}
+
+impl Index {
+    /// Files the record after position `head`; returns its position.
+    fn add(&mut self, env: &Envelope<&str>, head: Position) -> Result<Position, LogError> {
         if env.position != head + 1 {
             return Err(LogError::Layout {
                 position: env.position,
                 detail: format!("expected position {}", head + 1),
             });
         }
-        head = env.position;
         // Look up before inserting so the common case (a known stream) allocates nothing.
-        let positions = match index.streams.get_mut(&env.stream) {
+        let positions = match self.streams.get_mut(env.stream) {
             Some(positions) => positions,
-            None => index.streams.entry(env.stream.clone()).or_default(),
+            None => self.streams.entry(env.stream.to_owned()).or_default(),
         };
         positions.push(env.position);
         if env.stream_version != positions.len() as u64 {
@@ -687,22 +695,24 @@ fn rebuild_index(tree: &sled::Tree) -> Result<(Index, Position), LogError> {
             });
         }
         if let Some(key) = env.idempotency_key {
-            index
-                .idempotency
-                .entry(key)
-                .and_modify(|a| {
-                    a.last = env.position;
-                    a.stream_version = env.stream_version;
-                })
-                .or_insert(Appended {
-                    first: env.position,
-                    last: env.position,
-                    stream_version: env.stream_version,
-                    replayed: false,
-                });
+            match self.idempotency.get_mut(key) {
+                Some(first) => {
+                    first.last = env.position;
+                    first.stream_version = env.stream_version;
+                }
+                None => {
+                    let first = Appended {
+                        first: env.position,
+                        last: env.position,
+                        stream_version: env.stream_version,
+                        replayed: false,
+                    };
+                    self.idempotency.insert(key.to_owned(), first);
+                }
+            }
         }
+        Ok(env.position)
     }
-    Ok((index, head))
 }
 
 pub(crate) fn chunk_key(position: Position, part: u32) -> [u8; 12] {
@@ -919,7 +929,7 @@ impl Records {
 
     /// Hands the records to `visit`, borrowed from the chunks they lie in, until it breaks or a
     /// record fails (the error is returned).
-    pub fn visit(
+    fn visit(
         &mut self,
         visit: &mut dyn FnMut(RecordRef<'_>) -> ControlFlow<()>,
     ) -> Result<(), LogError> {
